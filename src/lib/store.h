@@ -1,0 +1,262 @@
+/*
+ * store.h - everything repoflow keeps in SQLite: repos, jobs, branches (the
+ * projection), events, tokens, idempotency keys, the worker's heartbeat.
+ *
+ * One `struct store` is one connection with its own prepared-statement
+ * cache; it is not shared between threads (open one per thread). The
+ * database runs in WAL mode with synchronous=FULL, so a committed row is on
+ * disk, with foreign keys on and a busy timeout.
+ *
+ * Transactions: functions documented "in a transaction" expect the caller
+ * to have called store_begin() (BEGIN IMMEDIATE) and to commit; each of
+ * them writes its change and the matching event together, so a caller can
+ * never commit one without the other. Functions documented "own
+ * transaction" open and commit their own.
+ *
+ * Errors: 0 or a count on success; negative errno on failure:
+ * -ENOENT (no such row), -EEXIST (unique name taken), -EBUSY (database busy
+ * past the timeout), -ESTALE (not the lease owner any more), -EIO (anything
+ * else SQLite said; the text is in `e`).
+ */
+#ifndef REPOFLOW_STORE_H
+#define REPOFLOW_STORE_H
+
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "conf.h"
+#include "job.h"
+#include "util.h"
+
+struct store;
+
+enum store_flags {
+	STORE_MIGRATE = 1 << 0,  /* apply pending migrations on open */
+	STORE_SMALL_CACHE = 1 << 1, /* small page cache (API processes, many connections) */
+};
+
+int store_open(const char *path, int busy_timeout_ms, unsigned flags, struct store **ret,
+	       struct err *e);
+void store_close(struct store *s);
+static inline void store_closep(struct store **s)
+{
+	if (*s != NULL)
+		store_close(*s);
+}
+#define _cleanup_store_ _cleanup_(store_closep)
+
+/* Apply pending numbered migrations (PRAGMA user_version). Returns how many ran. */
+int store_migrate(struct store *s, struct err *e);
+int store_schema_version(struct store *s);
+#define STORE_SCHEMA_VERSION 1
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK, and savepoints (group commit). */
+int store_begin(struct store *s, struct err *e);
+int store_commit(struct store *s, struct err *e);
+void store_rollback(struct store *s);
+int store_savepoint(struct store *s, struct err *e);
+int store_savepoint_release(struct store *s, struct err *e);
+void store_savepoint_rollback(struct store *s);
+
+/* The raw handle, for tests and benchmarks only. */
+sqlite3 *store_db(struct store *s);
+
+/* --- repos ------------------------------------------------------------ */
+
+struct repo {
+	int64_t id;
+	char *name;
+	char *remote_url;
+	char *trunk;
+	char *sync_status;   /* never, queued, running, ok, error */
+	char *last_error;    /* NULL when none */
+	int64_t last_synced_at;
+	int64_t created_at, updated_at;
+};
+void repo_release(struct repo *r);
+
+/* In a transaction. Writes repo.updated. -EEXIST when the name is taken. */
+int store_repo_create(struct store *s, const char *name, const char *remote_url,
+		      const char *trunk, struct repo *ret, struct err *e);
+int store_repo_get(struct store *s, const char *name, struct repo *ret, struct err *e);
+int store_repo_get_by_id(struct store *s, int64_t id, struct repo *ret, struct err *e);
+/* All repos by name; *ret is an array of *n repos (free with repo_array_free). */
+int store_repo_list(struct store *s, struct repo **ret, size_t *n, struct err *e);
+void repo_array_free(struct repo *r, size_t n);
+/* In a transaction. -EINPROGRESS while a job of the repo runs. Cascades. */
+int store_repo_delete(struct store *s, const char *name, struct err *e);
+/* In a transaction. Sets sync status (and last_synced_at when synced_at > 0); writes repo.updated. */
+int store_repo_set_sync(struct store *s, int64_t repo_id, const char *status,
+			const char *last_error, int64_t synced_at, struct err *e);
+/* The repo overview as GET /v1/repos/{repo} returns it (counts read from SQLite). */
+int store_repo_overview(struct store *s, const struct repo *r, struct json_object **ret,
+			struct err *e);
+
+/* --- jobs ------------------------------------------------------------- */
+
+struct job_request {
+	int64_t repo_id;
+	enum job_kind kind;
+	const char *branch;      /* NULL when not given */
+	const char *parent;      /* NULL when not given */
+	struct job_options options;
+	int max_attempts;
+	int64_t token_id;        /* who asked; scopes the idempotency key */
+	const char *idem_key;    /* NULL when none */
+	int idem_ttl_s;
+};
+
+enum store_enqueue_outcome {
+	STORE_ENQUEUE_CREATED = 0,  /* a new job row */
+	STORE_ENQUEUE_DEDUPED = 1,  /* an identical queued job was returned */
+	STORE_ENQUEUE_REPLAYED = 2, /* the Idempotency-Key's first job was returned */
+};
+
+/*
+ * In a transaction. Insert a queued job and its job.updated event, or
+ * return an existing one (see the outcomes). -EKEYREJECTED when the
+ * idempotency key was used with a different request.
+ */
+int store_job_enqueue(struct store *s, const struct job_request *rq, struct job *ret,
+		      struct err *e);
+
+/* repo_id 0 matches any repo. -ENOENT when absent. */
+int store_job_get(struct store *s, int64_t repo_id, int64_t id, struct job *ret, struct err *e);
+
+struct job_filter {
+	int64_t repo_id;       /* 0: any */
+	unsigned status_mask;  /* bit per enum job_status; 0: any */
+	unsigned kind_mask;    /* bit per enum job_kind; 0: any */
+	int64_t before;        /* ids below this; 0: no bound */
+	int limit;
+};
+/* Newest first. *ret is an array of *n jobs (free with job_array_free). */
+int store_job_list(struct store *s, const struct job_filter *f, struct job **ret, size_t *n,
+		   struct err *e);
+void job_array_free(struct job *j, size_t n);
+
+enum store_cancel_outcome {
+	STORE_CANCELED = 0,         /* was queued, now canceled */
+	STORE_CANCEL_REQUESTED = 1, /* running; stops at its next step boundary */
+};
+/* In a transaction. -EALREADY when finished. *ret is the job afterwards. */
+int store_job_cancel(struct store *s, int64_t repo_id, int64_t id, struct job *ret,
+		     struct err *e);
+
+/*
+ * Own transaction. Claim the oldest runnable queued job (run_at <= now)
+ * whose repo has no running job: mark it running under `owner` with a
+ * lease of lease_ms, count the attempt. Returns 1 with *ret filled, 0 when
+ * nothing is runnable.
+ */
+int store_job_claim(struct store *s, const char *owner, int64_t lease_ms, struct job *ret,
+		    struct err *e);
+/* The earliest run_at of any queued job into *ret; 0 when none is queued. */
+int store_job_next_run_at(struct store *s, int64_t *ret, struct err *e);
+/* Own transaction. Extend the lease; -ESTALE when `j` no longer owns the job. */
+int store_job_renew(struct store *s, const struct job *j, int64_t lease_ms, struct err *e);
+/* Own transaction. Record progress (and its event) as the lease owner. */
+int store_job_progress(struct store *s, struct job *j, int64_t step, int64_t total,
+		       const char *detail, struct err *e);
+/* Whether a cancel was requested for the running job. */
+int store_job_cancel_requested(struct store *s, const struct job *j, bool *ret, struct err *e);
+/*
+ * In a transaction. Finish the attempt `j` holds with `status` (completed,
+ * error or canceled), a message, and optional result and error JSON text.
+ * -ESTALE when `j` is not the lease owner of that attempt any more.
+ */
+int store_job_finish(struct store *s, struct job *j, enum job_status status, const char *message,
+		     const char *result, const char *error, struct err *e);
+/* In a transaction. Put the attempt back to queued to run at run_at. -ESTALE as above. */
+int store_job_retry(struct store *s, struct job *j, int64_t run_at, const char *message,
+		    const char *error, struct err *e);
+/*
+ * Own transaction. Every running job whose lease owner is not `owner` goes
+ * back to queued (its attempt counts). Returns how many.
+ */
+int store_job_recover(struct store *s, const char *owner, struct err *e);
+
+/* --- branches (the projection) ---------------------------------------- */
+
+struct branch {
+	char *name;
+	bool tracked;
+	char *parent, *base;    /* NULL when untracked */
+	char *head;             /* the mirror's ref, hex */
+	char *remote_head;      /* the remote's ref as last seen, hex */
+	char *state;            /* active, merged, missing */
+	bool needs_restack;
+	int64_t synced_at;
+};
+void branch_release(struct branch *b);
+struct json_object *branch_to_json(const struct branch *b);
+
+/* One branch as seen on the remote. */
+struct branch_ref {
+	const char *name;
+	const char *head;        /* the mirror's value after the fetch */
+	const char *remote_head; /* the value the remote advertised */
+};
+/*
+ * In a transaction. Make the projection agree with `refs`: insert or update
+ * every listed branch; a tracked branch that is not listed becomes
+ * `missing`, an untracked one is removed. Writes branch.updated or
+ * branch.removed for each row that changed. Returns how many changed.
+ */
+int store_branches_refresh(struct store *s, int64_t repo_id, const struct branch_ref *refs,
+			   size_t n, int64_t synced_at, struct err *e);
+/* Trunk first, then by stack depth, then by name. */
+int store_branch_list(struct store *s, int64_t repo_id, const char *trunk, struct branch **ret,
+		      size_t *n, struct err *e);
+void branch_array_free(struct branch *b, size_t n);
+
+/* --- events ----------------------------------------------------------- */
+
+/*
+ * In a transaction. Append an event; `id` is the object's id (a job id, a
+ * branch or repo name) as JSON, `data` the object as GET returns it. Both
+ * are borrowed.
+ */
+int store_event_append(struct store *s, int64_t repo_id, const char *type,
+		       struct json_object *id, struct json_object *data, struct err *e);
+/* Events of a repo with seq > after, oldest first, at most limit; `events` is a new array. */
+int store_event_list(struct store *s, int64_t repo_id, int64_t after, int limit,
+		     struct json_object **ret_events, int64_t *ret_last_seq, struct err *e);
+int store_event_count(struct store *s, int64_t *ret, struct err *e);
+
+/* --- tokens ----------------------------------------------------------- */
+
+struct token {
+	int64_t id;
+	char *name;
+	bool admin;
+	int64_t repo_id;   /* 0 for admin tokens */
+	char *repo;        /* NULL for admin tokens */
+	int64_t created_at, revoked_at;
+};
+void token_release(struct token *t);
+/* In a transaction. Make a token; *ret_secret is the secret, shown once (caller frees). */
+int store_token_create(struct store *s, const char *name, bool admin, const char *repo,
+		       char **ret_secret, struct err *e);
+/* The live token whose secret this is; -ENOENT when unknown or revoked. */
+int store_token_lookup(struct store *s, const char *secret, struct token *ret, struct err *e);
+int store_token_list(struct store *s, struct token **ret, size_t *n, struct err *e);
+void token_array_free(struct token *t, size_t n);
+/* In a transaction. -ENOENT when no live token has that name. */
+int store_token_revoke(struct store *s, const char *name, struct err *e);
+
+/* --- health ----------------------------------------------------------- */
+
+struct queue_stats {
+	int64_t queued, running;
+	int64_t oldest_queued_ms; /* created_at of the oldest queued job; 0 when none */
+	int64_t worker_seen_ms;   /* the worker's last heartbeat; 0 when never */
+};
+int store_queue_stats(struct store *s, struct queue_stats *ret, struct err *e);
+/* Own transaction. The worker's heartbeat. */
+int store_worker_heartbeat(struct store *s, int64_t at, struct err *e);
+
+/* Row counts of jobs, events (and tasks later) — used by tests through repoflowctl. */
+int store_count(struct store *s, const char *table, int64_t *ret, struct err *e);
+
+#endif
