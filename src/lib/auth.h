@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define AUTH_SECRET_LEN 46  /* "rf_" + 43 base64url chars, plus NUL */
+#define AUTH_SECRET_LEN 44  /* "rf_" + 40 base64url chars (240 random bits), plus NUL */
 #define AUTH_HASH_HEX_LEN 65
 
 /* A new secret into out. 0 or negative errno. */

@@ -1,0 +1,337 @@
+/*
+ * store_branch.c - the branch projection: one row per branch of the
+ * remote, derived from git by the worker and read by the API. Stack
+ * metadata (tracked, parent, base) lives only here.
+ *
+ * A refresh that finds a row unchanged but for synced_at writes no event:
+ * events report changes a client acts on, and a sync of an idle repo
+ * would otherwise flood the feed with one event per branch.
+ */
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define BRANCH_COLUMNS                                                                             \
+	"name, tracked, parent, base, head, remote_head, state, needs_restack, synced_at"
+
+void branch_release(struct branch *b)
+{
+	free(b->name);
+	free(b->parent);
+	free(b->base);
+	free(b->head);
+	free(b->remote_head);
+	free(b->state);
+	memset(b, 0, sizeof(*b));
+}
+
+void branch_array_free(struct branch *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		branch_release(&b[i]);
+	free(b);
+}
+
+static int branch_from_row(sqlite3_stmt *st, int col, struct branch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->name = store_col_dup(st, col + 0);
+	b->tracked = sqlite3_column_int(st, col + 1) != 0;
+	b->parent = store_col_dup(st, col + 2);
+	b->base = store_col_dup(st, col + 3);
+	b->head = store_col_dup(st, col + 4);
+	b->remote_head = store_col_dup(st, col + 5);
+	b->state = store_col_dup(st, col + 6);
+	b->needs_restack = sqlite3_column_int(st, col + 7) != 0;
+	b->synced_at = sqlite3_column_int64(st, col + 8);
+	if (b->name == NULL || b->state == NULL) {
+		branch_release(b);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int add(struct json_object *o, const char *key, struct json_object *v)
+{
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static struct json_object *string_or_null(const char *s)
+{
+	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+struct json_object *branch_to_json(const struct branch *b)
+{
+	struct json_object *o = json_object_new_object();
+	char at[RFC3339_LEN];
+	int r = 0;
+
+	if (o == NULL)
+		return NULL;
+	r |= add(o, "name", json_object_new_string(b->name));
+	r |= add(o, "tracked", json_object_new_boolean(b->tracked));
+	r |= add(o, "parent", string_or_null(b->parent));
+	r |= add(o, "base", string_or_null(b->base));
+	r |= add(o, "head", string_or_null(b->head));
+	r |= add(o, "remote_head", string_or_null(b->remote_head));
+	r |= add(o, "state", json_object_new_string(b->state));
+	r |= add(o, "needs_restack", json_object_new_boolean(b->needs_restack));
+	r |= add(o, "task_id", NULL);
+	r |= add(o, "synced_at",
+		 b->synced_at > 0 ? json_object_new_string(ms_to_rfc3339(b->synced_at, at)) : NULL);
+	if (r != 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Write branch.updated (or branch.removed with `gone`) for one row. In a transaction. */
+static int branch_event(struct store *s, int64_t repo_id, const char *name, const struct branch *b,
+			struct err *e)
+{
+	struct json_object *id = json_object_new_string(name), *data;
+	int r;
+
+	data = b != NULL ? branch_to_json(b) : json_object_new_object();
+	if (b == NULL && data != NULL)
+		json_object_object_add(data, "name", json_object_new_string(name));
+	if (id == NULL || data == NULL)
+		r = err_set(e, -ENOMEM, "nomem", "out of memory");
+	else
+		r = store_event_append(s, repo_id, b != NULL ? "branch.updated" : "branch.removed",
+				       id, data, e);
+	json_object_put(id);
+	json_object_put(data);
+	return r;
+}
+
+static int branch_get(struct store *s, int64_t repo_id, const char *name, struct branch *ret,
+		      struct err *e)
+{
+	static const char sql[] = "SELECT " BRANCH_COLUMNS
+				  " FROM branches WHERE repo_id = ?1 AND name = ?2";
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = branch_from_row(st, 0, ret);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = store_fail(s, rc, e);
+	sqlite3_reset(st);
+	return r;
+}
+
+/* Upsert one listed branch; 1 when a client-visible field changed, else 0. */
+static int refresh_one(struct store *s, int64_t repo_id, const struct branch_ref *ref,
+		       int64_t synced_at, struct err *e)
+{
+	static const char sql[] =
+		"INSERT INTO branches (repo_id, name, head, remote_head, state, synced_at)"
+		" VALUES (?1, ?2, ?3, ?4, 'active', ?5)"
+		" ON CONFLICT (repo_id, name) DO UPDATE SET head = excluded.head,"
+		" remote_head = excluded.remote_head, synced_at = excluded.synced_at,"
+		" state = CASE WHEN state = 'missing' THEN 'active' ELSE state END";
+	struct branch before, after;
+	bool existed, changed;
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = branch_get(s, repo_id, ref->name, &before, e);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	existed = r == 0;
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, ref->name, -1, SQLITE_STATIC);
+	store_bind_text(st, 3, ref->head);
+	store_bind_text(st, 4, ref->remote_head);
+	sqlite3_bind_int64(st, 5, synced_at);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		r = store_fail(s, rc, e);
+		goto out;
+	}
+	r = branch_get(s, repo_id, ref->name, &after, e);
+	if (r < 0)
+		goto out;
+	changed = !existed || strcmp(before.state, after.state) != 0 ||
+		  (before.head == NULL) != (after.head == NULL) ||
+		  (before.head != NULL && strcmp(before.head, after.head) != 0) ||
+		  (before.remote_head == NULL) != (after.remote_head == NULL) ||
+		  (before.remote_head != NULL && strcmp(before.remote_head, after.remote_head) != 0);
+	r = changed ? branch_event(s, repo_id, ref->name, &after, e) : 0;
+	branch_release(&after);
+	if (r == 0)
+		r = changed ? 1 : 0;
+out:
+	if (existed)
+		branch_release(&before);
+	return r;
+}
+
+/* Rows not seen by this refresh: tracked ones become missing, untracked ones go. */
+static int sweep_unlisted(struct store *s, int64_t repo_id, int64_t synced_at, struct err *e)
+{
+	static const char sql_list[] =
+		"SELECT name, tracked, state FROM branches WHERE repo_id = ?1"
+		" AND (synced_at IS NULL OR synced_at <> ?2)";
+	static const char sql_missing[] = "UPDATE branches SET state = 'missing'"
+					  " WHERE repo_id = ?1 AND name = ?2";
+	static const char sql_delete[] = "DELETE FROM branches WHERE repo_id = ?1 AND name = ?2";
+	struct {
+		char *name;
+		bool tracked, missing;
+	} *gone = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, r, changed = 0;
+
+	r = store_prepare(s, sql_list, false, &st, e);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_int64(st, 2, synced_at);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			void *p = realloc(gone, ncap * sizeof(*gone));
+
+			if (p == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			gone = p;
+			cap = ncap;
+		}
+		gone[n].name = store_col_dup(st, 0);
+		gone[n].tracked = sqlite3_column_int(st, 1) != 0;
+		gone[n].missing = strcmp((const char *)sqlite3_column_text(st, 2), "missing") == 0;
+		if (gone[n].name == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	sqlite3_reset(st);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, rc, e);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct branch b;
+
+		if (gone[i].tracked && gone[i].missing)
+			continue;
+		r = store_prepare(s, gone[i].tracked ? sql_missing : sql_delete, false, &st, e);
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, repo_id);
+		sqlite3_bind_text(st, 2, gone[i].name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			r = store_fail(s, rc, e);
+			break;
+		}
+		if (gone[i].tracked) {
+			r = branch_get(s, repo_id, gone[i].name, &b, e);
+			if (r < 0)
+				break;
+			r = branch_event(s, repo_id, gone[i].name, &b, e);
+			branch_release(&b);
+		} else {
+			r = branch_event(s, repo_id, gone[i].name, NULL, e);
+		}
+		changed++;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(gone[i].name);
+	free(gone);
+	if (r == -ENOMEM)
+		return err_set(e, r, "nomem", "out of memory");
+	return r < 0 ? r : changed;
+}
+
+int store_branches_refresh(struct store *s, int64_t repo_id, const struct branch_ref *refs,
+			   size_t n, int64_t synced_at, struct err *e)
+{
+	int r, changed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		r = refresh_one(s, repo_id, &refs[i], synced_at, e);
+		if (r < 0)
+			return r;
+		changed += r;
+	}
+	r = sweep_unlisted(s, repo_id, synced_at, e);
+	return r < 0 ? r : changed + r;
+}
+
+int store_branch_list(struct store *s, int64_t repo_id, const char *trunk, struct branch **ret,
+		      size_t *n, struct err *e)
+{
+	/* Depth: roots (untracked or parentless) are 0; a child is its parent's depth + 1. */
+	static const char sql[] =
+		"WITH RECURSIVE d(name, depth) AS ("
+		"  SELECT name, 0 FROM branches WHERE repo_id = ?1 AND (tracked = 0 OR parent IS NULL"
+		"    OR parent NOT IN (SELECT name FROM branches WHERE repo_id = ?1 AND tracked = 1))"
+		"  UNION ALL SELECT b.name, d.depth + 1 FROM branches b JOIN d ON b.parent = d.name"
+		"  WHERE b.repo_id = ?1 AND b.tracked = 1 AND d.depth < 1000)"
+		" SELECT b.name, b.tracked, b.parent, b.base, b.head, b.remote_head, b.state,"
+		" b.needs_restack, b.synced_at FROM branches b"
+		" JOIN (SELECT name, max(depth) AS depth FROM d GROUP BY name) d ON d.name = b.name"
+		" WHERE b.repo_id = ?1 ORDER BY b.name = ?2 DESC, d.depth, b.name";
+	struct branch *list = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, trunk, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 32;
+			struct branch *p = realloc(list, ncap * sizeof(*p));
+
+			if (p == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			list = p;
+			cap = ncap;
+		}
+		r = branch_from_row(st, 0, &list[count]);
+		if (r < 0)
+			break;
+		count++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, rc, e);
+	sqlite3_reset(st);
+	if (r < 0) {
+		branch_array_free(list, count);
+		return r == -ENOMEM ? err_set(e, r, "nomem", "out of memory") : r;
+	}
+	*ret = list;
+	*n = count;
+	return 0;
+}
