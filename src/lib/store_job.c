@@ -347,8 +347,12 @@ int store_job_list(struct store *s, const struct job_filter *f, struct job **ret
 	 * The status and kind sets become literal IN lists so that each
 	 * combination is one cached statement with its own plan.
 	 */
-	r |= buf_puts(&sql, "SELECT " JOB_COLUMNS JOB_FROM " WHERE (?1 = 0 OR j.repo_id = ?1)"
-			    " AND (?2 = 0 OR j.id < ?2)");
+	r |= buf_puts(&sql, "SELECT " JOB_COLUMNS JOB_FROM " WHERE 1");
+	/* Only the bounds that apply, so the planner walks jobs_repo (repo_id, id). */
+	if (f->repo_id != 0)
+		r |= buf_puts(&sql, " AND j.repo_id = ?1");
+	if (f->before != 0)
+		r |= buf_puts(&sql, " AND j.id < ?2");
 	if (f->status_mask != 0) {
 		r |= buf_puts(&sql, " AND j.status IN (");
 		first = true;
@@ -358,6 +362,9 @@ int store_job_list(struct store *s, const struct job_filter *f, struct job **ret
 				first = false;
 			}
 		r |= buf_puts(&sql, ")");
+		/* Only live statuses: say so literally, so the partial index jobs_active applies. */
+		if ((f->status_mask & ~((1u << JOB_QUEUED) | (1u << JOB_RUNNING))) == 0)
+			r |= buf_puts(&sql, " AND j.status IN ('queued','running')");
 	}
 	if (f->kind_mask != 0) {
 		r |= buf_puts(&sql, " AND j.kind IN (");
@@ -378,8 +385,10 @@ int store_job_list(struct store *s, const struct job_filter *f, struct job **ret
 	buf_release(&sql);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, f->repo_id);
-	sqlite3_bind_int64(st, 2, f->before);
+	if (f->repo_id != 0)
+		sqlite3_bind_int64(st, 1, f->repo_id);
+	if (f->before != 0)
+		sqlite3_bind_int64(st, 2, f->before);
 	sqlite3_bind_int(st, 3, f->limit > 0 ? f->limit : 50);
 	jobs = calloc(f->limit > 0 ? (size_t)f->limit : 50, sizeof(*jobs));
 	if (jobs == NULL) {
