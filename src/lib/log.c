@@ -53,6 +53,23 @@ void log_msg(int priority, const char *fmt, ...)
 	fprintf(stderr, "%s: priority=%s message=\"%s\"\n", log_ident, prio_word(priority), msg);
 }
 
+void log_msg_id(int priority, const char *message_id, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log_journal) {
+		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority,
+				"SYSLOG_IDENTIFIER=%s", log_ident, "MESSAGE_ID=%s", message_id, NULL);
+		return;
+	}
+	fprintf(stderr, "%s: priority=%s message_id=%s message=\"%s\"\n", log_ident,
+		prio_word(priority), message_id, msg);
+}
+
 void log_job(const struct job *j, int priority, const char *message_id, const char *fmt, ...)
 {
 	char msg[2048];

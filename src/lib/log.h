@@ -27,6 +27,9 @@
 void log_init(const char *ident);
 /* A line not about a job. */
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line not about a job with a lifecycle message id (the worker's idle exit). */
+void log_msg_id(int priority, const char *message_id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* A line about a job; message_id may be NULL. */
 void log_job(const struct job *j, int priority, const char *message_id, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

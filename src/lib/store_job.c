@@ -534,8 +534,12 @@ fail:
 
 int store_job_next_run_at(struct store *s, int64_t *ret, struct err *e)
 {
-	static const char sql[] = "SELECT min(run_at) FROM jobs"
-				  " WHERE status IN ('queued','running') AND status = 'queued'";
+	/* Only each repo's oldest queued job can run next; later ones wait behind it. */
+	static const char sql[] =
+		"SELECT min(j.run_at) FROM jobs j"
+		" WHERE j.status IN ('queued','running') AND j.status = 'queued'"
+		" AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.repo_id = j.repo_id"
+		"   AND o.status IN ('queued','running') AND o.status = 'queued' AND o.id < j.id)";
 	sqlite3_stmt *st;
 	int rc, r;
 

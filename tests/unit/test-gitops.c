@@ -33,7 +33,7 @@ static int sh(const char *fmt, ...)
 
 /* The first line a command prints, without its newline, into out; "" on failure. */
 static const char *capture(char *out, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static const char *capture(char *out, size_t size, const char *fmt, ...)
 {
 	char cmd[2048];
@@ -111,8 +111,9 @@ static void test_sync(void)
 		is_str(h[2].name, "main", "sorted by name (2)");
 	}
 	check_heads(h, n, "remote.git", "mirrors/demo.git", "first sync");
-	is_str(capture(out, sizeof(out), "git --git-dir=mirrors/demo.git config remote.origin.fetch"),
-	       "+refs/heads/*:refs/heads/*", "the mirror fetches every branch onto itself");
+	is_str(
+	    capture(out, sizeof(out), "git --git-dir=mirrors/demo.git config remote.origin.fetch"),
+	    "+refs/heads/*:refs/heads/*", "the mirror fetches every branch onto itself");
 	free(TAKE_PTR(h));
 
 	/* Delete a branch, force-push another, advance main. */
