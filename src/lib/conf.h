@@ -1,6 +1,6 @@
 /*
  * conf.h - the one configuration file (`key = value`, `#` comments).
- * Every key has a default here, and doc/repoflow.conf.5 lists them all.
+ * Every key has a default here, and doc/repoflow.conf lists them all.
  * Programs read it once at start; nothing re-reads it at run time.
  */
 #ifndef REPOFLOW_CONF_H
