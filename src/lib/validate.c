@@ -33,7 +33,7 @@ const char *validate_branch_name(const char *s, size_t len)
 		return "must not end with '.'";
 	if (len == 1 && s[0] == '@')
 		return "must not be '@'";
-	if (strcmp(s, "HEAD") == 0)
+	if (len == 4 && memcmp(s, "HEAD", 4) == 0)
 		return "must not be HEAD";
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
