@@ -1,0 +1,328 @@
+/*
+ * jobs.c - the job resource: one job (with its ETag), the list (filtered,
+ * newest first, paged by id), and cancel.
+ *
+ * A client watching a job polls GET; the ETag "<id>-<version>" changes on
+ * every change to the row, so If-None-Match turns an unchanged poll into
+ * a 304 without a body, and Retry-After tells it how often to ask while
+ * the job is not finished. Paging is by id (`before=`), not by offset, so
+ * a page stays correct while new jobs arrive, and each page is one range
+ * read on the primary key however many rows the table holds.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commit.h"
+#include "route.h"
+
+#define JOBS_LIMIT_DEFAULT 50
+#define JOBS_LIMIT_MAX	   200
+
+/* --- GET /v1/repos/{repo}/jobs/{id} -------------------------------------- */
+
+/*
+ * Whether an If-None-Match header matches etag: `*`, or a comma-separated
+ * list of entity tags compared weakly (a W/ prefix is ignored), as RFC
+ * 9110 asks of GET.
+ */
+static bool etag_matches(const char *header, const char *etag)
+{
+	size_t elen = strlen(etag);
+	const char *p = header;
+
+	while (*p != '\0') {
+		size_t len;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		len = strcspn(p, ",");
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == elen && strncmp(p, etag, len) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+int jobs_get(struct request *r)
+{
+	struct json_object *body;
+	struct err e = {{0}, {0}};
+	struct job job = {0};
+	char etag[64];
+	bool finished;
+	int ret;
+
+	ret = store_job_get(r->store, r->repo.id, r->id, &job, &e);
+	if (ret == -ENOENT)
+		return respond_problem(r, 404, "not-found", NULL, "Repo '%s' has no job %lld.",
+				       r->repo.name, (long long)r->id);
+	if (ret < 0)
+		return respond_errno(r, ret, &e);
+	snprintf(etag, sizeof(etag), "\"%lld-%lld\"", (long long)job.id, (long long)job.version);
+	finished = job_status_finished(job.status);
+
+	if (r->if_none_match != NULL && etag_matches(r->if_none_match, etag)) {
+		respond_empty(r, 304);
+	} else {
+		body = job_to_json(&job);
+		if (body == NULL) {
+			job_release(&job);
+			return -ENOMEM;
+		}
+		respond_json(r, 200, body);
+		json_object_put(body);
+	}
+	job_release(&job);
+	response_header(r, "ETag", "%s", etag);
+	response_header(r, "Cache-Control", "no-cache");
+	if (!finished)
+		response_header(r, "Retry-After", "1");
+	return 0;
+}
+
+/* --- GET /v1/repos/{repo}/jobs ------------------------------------------- */
+
+/*
+ * A comma-separated list of words into a bit mask through from_name (the
+ * job.h parser of those words). -EINVAL on an empty or unknown word.
+ */
+static int words_to_mask(const char *list, int (*from_name)(const char *), unsigned *ret)
+{
+	unsigned mask = 0;
+	const char *p = list;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char word[64];
+		int v;
+
+		if (len == 0 || len >= sizeof(word))
+			return -EINVAL;
+		memcpy(word, p, len);
+		word[len] = '\0';
+		v = from_name(word);
+		if (v < 0)
+			return -EINVAL;
+		mask |= 1u << v;
+		p += len;
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	*ret = mask;
+	return 0;
+}
+
+/* Append the words of mask to b, comma-separated, in enum order. */
+static int mask_to_words(struct buf *b, unsigned mask, const char *(*name)(int), int max)
+{
+	bool first = true;
+	int ret = 0;
+
+	for (int i = 0; i < max; i++)
+		if (mask & (1u << i)) {
+			ret |= buf_printf(b, "%s%s", first ? "" : ",", name(i));
+			first = false;
+		}
+	return ret;
+}
+
+static const char *status_name(int i)
+{
+	return job_status_names[i];
+}
+
+static const char *kind_name(int i)
+{
+	return job_kinds[i].name;
+}
+
+/* The list's next page: the same filters, before the last id shown. */
+static struct json_object *jobs_next_url(const struct request *r, const struct job_filter *f,
+					 int64_t limit, int64_t before)
+{
+	struct json_object *url = NULL;
+	struct buf b = BUF_INIT;
+	int ret;
+
+	ret = buf_printf(&b, "/v1/repos/%s/jobs?", r->repo.name);
+	if (ret == 0 && f->status_mask != 0) {
+		ret |= buf_puts(&b, "status=");
+		ret |= mask_to_words(&b, f->status_mask, status_name, JOB_STATUS_MAX);
+		ret |= buf_puts(&b, "&");
+	}
+	if (ret == 0 && f->kind_mask != 0) {
+		ret |= buf_puts(&b, "kind=");
+		ret |= mask_to_words(&b, f->kind_mask, kind_name, JOB_KIND_MAX);
+		ret |= buf_puts(&b, "&");
+	}
+	if (ret == 0)
+		ret = buf_printf(&b, "limit=%lld&before=%lld", (long long)limit, (long long)before);
+	if (ret == 0)
+		url = json_object_new_string(b.data);
+	buf_release(&b);
+	return url;
+}
+
+/*
+ * The page into r->out: the jobs shown (all of them but the one fetched to
+ * see whether there is a next page), then the link to that next page.
+ */
+static int jobs_page_write(struct request *r, const struct job_filter *f, int64_t limit,
+			   const struct job *jobs, size_t n)
+{
+	size_t shown = n > (size_t)limit ? (size_t)limit : n;
+	struct buf *b = &r->out;
+	int ret;
+
+	buf_reset(b);
+	ret = buf_puts(b, "{\"jobs\":[");
+	for (size_t i = 0; i < shown && ret == 0; i++) {
+		struct json_object *o = job_to_json(&jobs[i]);
+
+		if (o == NULL)
+			return -ENOMEM;
+		ret = i > 0 ? buf_puts(b, ",") : 0;
+		if (ret == 0)
+			ret = json_append(b, o);
+		json_object_put(o);
+	}
+	if (ret == 0)
+		ret = buf_puts(b, "],\"next\":");
+	if (ret == 0 && n > (size_t)limit) {
+		struct json_object *next = jobs_next_url(r, f, limit, jobs[limit - 1].id);
+
+		ret = next != NULL ? json_append(b, next) : -ENOMEM;
+		json_object_put(next);
+	} else if (ret == 0) {
+		ret = buf_puts(b, "null");
+	}
+	if (ret == 0)
+		ret = buf_puts(b, "}");
+	return ret;
+}
+
+int jobs_list(struct request *r)
+{
+	struct json_object *errors;
+	struct job_filter f = {.repo_id = r->repo.id};
+	struct err e = {{0}, {0}};
+	struct job *jobs = NULL;
+	int64_t limit, before;
+	const char *v;
+	size_t n = 0;
+	int ret;
+
+	errors = problem_errors_new();
+	if (errors == NULL)
+		return -ENOMEM;
+	v = request_query(r, "status");
+	if (v != NULL && words_to_mask(v, job_status_from_name, &f.status_mask) < 0)
+		problem_error_add(errors, "status",
+				  "must be a comma-separated list of queued, running, completed, "
+				  "error, canceled");
+	v = request_query(r, "kind");
+	if (v != NULL && words_to_mask(v, job_kind_from_name, &f.kind_mask) < 0)
+		problem_error_add(errors, "kind", "must be a comma-separated list of job kinds");
+	request_query_int64(r, "limit", 1, JOBS_LIMIT_MAX, JOBS_LIMIT_DEFAULT, errors, &limit);
+	request_query_int64(r, "before", 1, INT64_MAX, 0, errors, &before);
+	if (json_object_array_length(errors) > 0)
+		return respond_problem(r, 422, "validation-failed", errors,
+				       "The query is not valid.");
+	json_object_put(errors);
+
+	/* One more than asked for says whether there is a next page. */
+	f.before = before;
+	f.limit = (int)limit + 1;
+	ret = store_job_list(r->store, &f, &jobs, &n, &e);
+	if (ret < 0)
+		return respond_errno(r, ret, &e);
+	ret = jobs_page_write(r, &f, limit, jobs, n);
+	job_array_free(jobs, n);
+	if (ret < 0)
+		return ret;
+	return respond_json_out(r, 200);
+}
+
+/* --- POST /v1/repos/{repo}/jobs/{id}/cancel ------------------------------- */
+
+struct cancel_op {
+	int64_t repo_id, id;
+	struct job job;
+	struct err e;
+};
+
+static int cancel_fn(struct store *s, void *ctx)
+{
+	struct cancel_op *op = ctx;
+
+	return store_job_cancel(s, op->repo_id, op->id, &op->job, &op->e);
+}
+
+/*
+ * Cancel takes no body. An empty one is fine, and so is `{}` for clients
+ * that always send JSON; anything else is refused like any other body.
+ */
+static int cancel_check_body(struct request *r)
+{
+	struct json_object *body = NULL, *errors;
+	int ret;
+
+	ret = request_read_body(r);
+	if (ret < 0 || r->body.len == 0)
+		return ret;
+	ret = request_json_body(r, &body);
+	if (ret < 0)
+		return ret;
+	if (json_object_object_length(body) > 0) {
+		errors = problem_errors_new();
+		if (errors != NULL)
+			fields_check(NULL, 0, "", body, NULL, errors);
+		json_object_put(body);
+		respond_problem(r, 422, "validation-failed", errors, "Cancel takes no parameters.");
+		return -EINVAL;
+	}
+	json_object_put(body);
+	return 0;
+}
+
+int jobs_cancel(struct request *r)
+{
+	struct cancel_op op = {.repo_id = r->repo.id, .id = r->id};
+	struct json_object *body;
+	struct err e = {{0}, {0}};
+	int ret;
+
+	if (cancel_check_body(r) < 0)
+		return 0;
+	ret = commit_submit(r->store, cancel_fn, &op, &e);
+	if (ret == -ENOENT) {
+		respond_problem(r, 404, "not-found", NULL, "Repo '%s' has no job %lld.",
+				r->repo.name, (long long)r->id);
+	} else if (ret == -EALREADY) {
+		respond_problem(r, 409, "job-finished", NULL,
+				"Job %lld has already finished; there is nothing to cancel.",
+				(long long)r->id);
+	} else if (ret < 0) {
+		respond_errno(r, ret, op.e.msg[0] != '\0' ? &op.e : &e);
+	} else if ((body = job_to_json(&op.job)) == NULL) {
+		ret = -ENOMEM;
+	} else {
+		/* Queued: canceled now (200). Running: stops at its next step boundary (202). */
+		bool requested = ret == STORE_CANCEL_REQUESTED;
+
+		respond_json(r, requested ? 202 : 200, body);
+		json_object_put(body);
+		if (requested)
+			response_header(r, "Retry-After", "1");
+		ret = 0;
+	}
+	job_release(&op.job);
+	return ret < 0 && !r->responded ? ret : 0;
+}
