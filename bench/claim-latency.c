@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 	lat = calloc((size_t)n, sizeof(*lat));
 	for (int i = 0; i < n; i++) {
 		char branch[64];
-		struct job_request rq = {.repo_id = repo.id, .kind = JOB_REBASE_BRANCH,
+		struct job_request rq = {.repo_id = repo.id, .repo = repo.name, .kind = JOB_REBASE_BRANCH,
 					 .branch = branch, .max_attempts = 1};
 		struct job j;
 

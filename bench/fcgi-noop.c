@@ -8,6 +8,7 @@
  */
 #include <fcgiapp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -40,6 +41,13 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* libfcgi's accept does not return on a signal; end at once, nothing is held. */
+static void on_term(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	int threads = argc > 2 ? atoi(argv[2]) : 16;
@@ -49,6 +57,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: fcgi-noop SOCKET_PATH [THREADS]\n");
 		return 2;
 	}
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
 	FCGX_Init();
 	unlink(argv[1]);
 	listen_fd = FCGX_OpenSocket(argv[1], 1024);

@@ -26,7 +26,6 @@
 #include "log.h"
 #include "route.h"
 #include "validate.h"
-#include "wake.h"
 
 struct action_form {
 	int kind; /* enum job_kind, or -1 while unknown */
@@ -233,7 +232,10 @@ static int enqueue_fn(struct store *s, void *ctx)
 {
 	struct enqueue_op *op = ctx;
 
-	return store_job_enqueue(s, op->rq, &op->job, &op->e);
+	int r = store_job_enqueue(s, op->rq, &op->job, &op->e);
+
+	/* Only a new job is news to the worker; a dedupe or a replay changed nothing. */
+	return r == STORE_ENQUEUE_CREATED ? r | COMMIT_WAKE : r;
 }
 
 static int respond_job_accepted(struct request *r, const struct job *job)
@@ -282,13 +284,14 @@ int actions_create(struct request *r)
 	}
 	if (json_object_array_length(errors) > 0) {
 		json_object_put(body);
-		return respond_problem(r, 422, "validation-failed", errors,
+		return respond_problem(r, 422, "validation_failed", errors,
 				       "The action is not valid.");
 	}
 	json_object_put(errors);
 
 	rq = (struct job_request){
 	    .repo_id = r->repo.id,
+	    .repo = r->repo.name,
 	    .kind = (enum job_kind)form.kind,
 	    .branch = form.branch,
 	    .parent = form.parent,
@@ -305,19 +308,18 @@ int actions_create(struct request *r)
 		if (errors != NULL)
 			problem_error_add(errors, "Idempotency-Key",
 					  "was used with a different request");
-		respond_problem(r, 422, "idempotency-key-reused", errors,
+		respond_problem(r, 422, "idempotency_key_reused", errors,
 				"This Idempotency-Key was already used with a different request; "
 				"use a new key for a new request.");
 	} else if (ret == -EEXIST) {
 		/* The only constraint a valid job can break: its repo was deleted meanwhile. */
-		respond_problem(r, 404, "not-found", NULL, "There is no repo named '%s'.",
+		respond_problem(r, 404, "not_found", NULL, "There is no repo named '%s'.",
 				r->repo.name);
 	} else if (ret < 0) {
 		respond_errno(r, ret, op.e.msg[0] != '\0' ? &op.e : &e);
 	} else {
-		/* The job is on disk; now, and only now, tell the worker about it. */
+		/* The job is on disk and the leader woke the worker (COMMIT_WAKE). */
 		if (ret == STORE_ENQUEUE_CREATED) {
-			(void)wake_send(r->conf->wake_socket);
 			log_job(&op.job, LOG_INFO, LOG_MID_JOB_ACCEPTED, "Accepted %s job %lld",
 				job_kinds[op.job.kind].name, (long long)op.job.id);
 		}

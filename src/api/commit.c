@@ -24,6 +24,8 @@
  */
 #include "commit.h"
 
+#include "wake.h"
+
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
@@ -47,6 +49,12 @@ static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct commit_entry *commit_head;
 static struct commit_entry **commit_tail = &commit_head;
 static bool commit_leading;
+static const char *commit_wake_socket;
+
+void commit_set_wake_socket(const char *path)
+{
+	commit_wake_socket = path;
+}
 
 /*
  * Whether s is inside a transaction. SQLite rolls a whole transaction back
@@ -110,7 +118,18 @@ static void batch_run(struct store *s, struct commit_entry *batch)
 	if (r < 0) {
 		store_rollback(s);
 		batch_fail(batch, r, &e);
+		return;
 	}
+	/* The rows are on disk; now, and only now, tell the worker. */
+	for (struct commit_entry *m = batch; m != NULL; m = m->next)
+		if (m->ret >= 0 && (m->ret & COMMIT_WAKE)) {
+			if (commit_wake_socket != NULL)
+				(void)wake_send(commit_wake_socket);
+			break;
+		}
+	for (struct commit_entry *m = batch; m != NULL; m = m->next)
+		if (m->ret >= 0)
+			m->ret &= ~COMMIT_WAKE;
 }
 
 int commit_submit(struct store *own, commit_fn fn, void *ctx, struct err *e)

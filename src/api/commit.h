@@ -28,6 +28,19 @@
 typedef int (*commit_fn)(struct store *s, void *ctx);
 
 /*
+ * A commit_fn that enqueued work ORs this into its (non-negative) return
+ * value. After the COMMIT, the leader sends one wake-up datagram for the
+ * whole batch, however many of its members enqueued: the worker only
+ * needs to know that the queue changed, and one datagram per batch rather
+ * than per request keeps a syscall (and the worker's receive) off every
+ * request. commit_submit() returns the value without the flag.
+ */
+#define COMMIT_WAKE 0x40000000
+
+/* Where COMMIT_WAKE sends its datagram; set once before serving. */
+void commit_set_wake_socket(const char *path);
+
+/*
  * Run fn(ctx) in a group transaction and wait until it is committed. `own`
  * is the calling thread's connection, used if this thread leads the batch.
  * Returns what fn returned once its transaction is durable; fn's own

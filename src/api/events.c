@@ -26,7 +26,7 @@ int events_list(struct request *r)
 	request_query_int64(r, "after", 0, INT64_MAX, 0, errors, &after);
 	request_query_int64(r, "limit", 1, EVENTS_LIMIT_MAX, EVENTS_LIMIT_DEFAULT, errors, &limit);
 	if (json_object_array_length(errors) > 0)
-		return respond_problem(r, 422, "validation-failed", errors,
+		return respond_problem(r, 422, "validation_failed", errors,
 				       "The query is not valid.");
 	json_object_put(errors);
 

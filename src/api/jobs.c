@@ -60,7 +60,7 @@ int jobs_get(struct request *r)
 
 	ret = store_job_get(r->store, r->repo.id, r->id, &job, &e);
 	if (ret == -ENOENT)
-		return respond_problem(r, 404, "not-found", NULL, "Repo '%s' has no job %lld.",
+		return respond_problem(r, 404, "not_found", NULL, "Repo '%s' has no job %lld.",
 				       r->repo.name, (long long)r->id);
 	if (ret < 0)
 		return respond_errno(r, ret, &e);
@@ -233,7 +233,7 @@ int jobs_list(struct request *r)
 	request_query_int64(r, "limit", 1, JOBS_LIMIT_MAX, JOBS_LIMIT_DEFAULT, errors, &limit);
 	request_query_int64(r, "before", 1, INT64_MAX, 0, errors, &before);
 	if (json_object_array_length(errors) > 0)
-		return respond_problem(r, 422, "validation-failed", errors,
+		return respond_problem(r, 422, "validation_failed", errors,
 				       "The query is not valid.");
 	json_object_put(errors);
 
@@ -285,7 +285,7 @@ static int cancel_check_body(struct request *r)
 		if (errors != NULL)
 			fields_check(NULL, 0, "", body, NULL, errors);
 		json_object_put(body);
-		respond_problem(r, 422, "validation-failed", errors, "Cancel takes no parameters.");
+		respond_problem(r, 422, "validation_failed", errors, "Cancel takes no parameters.");
 		return -EINVAL;
 	}
 	json_object_put(body);
@@ -303,10 +303,10 @@ int jobs_cancel(struct request *r)
 		return 0;
 	ret = commit_submit(r->store, cancel_fn, &op, &e);
 	if (ret == -ENOENT) {
-		respond_problem(r, 404, "not-found", NULL, "Repo '%s' has no job %lld.",
+		respond_problem(r, 404, "not_found", NULL, "Repo '%s' has no job %lld.",
 				r->repo.name, (long long)r->id);
 	} else if (ret == -EALREADY) {
-		respond_problem(r, 409, "job-finished", NULL,
+		respond_problem(r, 409, "job_finished", NULL,
 				"Job %lld has already finished; there is nothing to cancel.",
 				(long long)r->id);
 	} else if (ret < 0) {

@@ -43,6 +43,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "commit.h"
 #include "request.h"
 #include "route.h"
 #include "store.h"
@@ -137,7 +138,8 @@ static struct store *thread_store_open(const struct conf *conf)
 	struct store *s = NULL;
 	struct err e = {{0}, {0}};
 
-	if (store_open(conf->database, conf->busy_timeout_ms, STORE_SMALL_CACHE, &s, &e) < 0) {
+	if (store_open(conf->database, conf->busy_timeout_ms,
+		       STORE_SMALL_CACHE | STORE_NO_AUTOCHECKPOINT, &s, &e) < 0) {
 		log_msg(LOG_ERR, "database: %s", e.msg);
 		return NULL;
 	}
@@ -253,13 +255,42 @@ static int bind_unix(const char *path, int *ret_fd)
 	return 0;
 }
 
+/*
+ * The WAL checkpointer. Request threads open their connections without
+ * SQLite's auto-checkpoint, which would otherwise run inside whichever
+ * COMMIT crossed the threshold: the group-commit leader, with a whole
+ * batch of requests waiting on its fsync of the database file. This
+ * thread copies the WAL back a few times a second instead, off every
+ * request's path.
+ */
+#define CHECKPOINT_INTERVAL_MS 200
+
+static void *checkpoint_thread(void *arg)
+{
+	struct server *srv = arg;
+	struct store *s = thread_store_open(srv->conf);
+	struct err e = {{0}, {0}};
+
+	if (s == NULL)
+		return NULL;
+	while (!atomic_load(&srv->stopping)) {
+		sleep_ms(CHECKPOINT_INTERVAL_MS);
+		if (store_checkpoint(s, &e) < 0 && e.code[0] != 'b')
+			log_msg(LOG_WARNING, "WAL checkpoint failed: %s", e.msg);
+	}
+	store_checkpoint(s, NULL);
+	store_close(s);
+	return NULL;
+}
+
 static int serve_fastcgi(const struct conf *conf, int listen_fd)
 {
 	const struct timeval accept_timeout = {0, ACCEPT_TIMEOUT_MS * 1000};
 	struct server srv = {.conf = conf, .listen_fd = listen_fd};
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
-	pthread_t *threads;
+	pthread_t *threads, checkpointer;
+	bool checkpointing;
 	sigset_t stop;
 	int nthreads = 0, sig = 0;
 
@@ -284,6 +315,7 @@ static int serve_fastcgi(const struct conf *conf, int listen_fd)
 	threads = calloc((size_t)conf->api_threads, sizeof(*threads));
 	if (threads == NULL)
 		return 1;
+	checkpointing = pthread_create(&checkpointer, NULL, checkpoint_thread, &srv) == 0;
 	for (int i = 0; i < conf->api_threads; i++) {
 		if (pthread_create(&threads[nthreads], NULL, serve_thread, &srv) != 0) {
 			log_msg(LOG_ERR, "cannot start thread %d: %m", i);
@@ -302,6 +334,8 @@ static int serve_fastcgi(const struct conf *conf, int listen_fd)
 	FCGX_ShutdownPending();
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
+	if (checkpointing)
+		pthread_join(checkpointer, NULL);
 	free(threads);
 	return nthreads > 0 ? 0 : 1;
 }
@@ -428,6 +462,7 @@ int main(int argc, char **argv)
 		store = NULL;
 	}
 
+	commit_set_wake_socket(conf.wake_socket);
 	if (cgi) {
 		ret = serve_cgi(&conf, store);
 		store_close(store);

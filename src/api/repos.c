@@ -126,14 +126,14 @@ int repos_create(struct request *r)
 	}
 	if (json_object_array_length(errors) > 0) {
 		json_object_put(body);
-		return respond_problem(r, 422, "validation-failed", errors,
+		return respond_problem(r, 422, "validation_failed", errors,
 				       "The repo cannot be created as described.");
 	}
 	json_object_put(errors);
 
 	ret = commit_submit(r->store, repo_create_fn, &op, &e);
 	if (ret == -EEXIST)
-		respond_problem(r, 409, "repo-exists", NULL, "A repo named '%s' exists already.",
+		respond_problem(r, 409, "repo_exists", NULL, "A repo named '%s' exists already.",
 				form.name);
 	else if (ret < 0)
 		respond_errno(r, ret, op.e.msg[0] != '\0' ? &op.e : &e);
@@ -223,12 +223,12 @@ int repos_delete(struct request *r)
 
 	ret = commit_submit(r->store, repo_delete_fn, &op, &e);
 	if (ret == -EINPROGRESS)
-		return respond_problem(r, 409, "repo-busy", NULL,
+		return respond_problem(r, 409, "repo_busy", NULL,
 				       "Repo '%s' has a running job; cancel it or wait, then "
 				       "delete again.",
 				       r->repo.name);
 	if (ret == -ENOENT)
-		return respond_problem(r, 404, "not-found", NULL, "There is no repo named '%s'.",
+		return respond_problem(r, 404, "not_found", NULL, "There is no repo named '%s'.",
 				       r->repo.name);
 	if (ret < 0)
 		return respond_errno(r, ret, op.e.msg[0] != '\0' ? &op.e : &e);

@@ -74,7 +74,7 @@ int request_init(struct request *r, const struct conf *conf, struct store *store
 	if (cl != NULL && parse_int64(cl, 0, INT64_MAX, &r->content_length) < 0) {
 		r->content_length = -1;
 		r->body_read = true; /* nothing can be trusted about this body */
-		return respond_problem(r, 400, "malformed-request", NULL,
+		return respond_problem(r, 400, "malformed_request", NULL,
 				       "CONTENT_LENGTH is not a number.");
 	}
 	return 0;
@@ -217,7 +217,7 @@ int request_read_body(struct request *r)
 		return r->responded && r->status >= 400 ? -EIO : 0;
 	r->body_read = true;
 	if (r->content_length > limit) {
-		respond_problem(r, 413, "body-too-large", NULL,
+		respond_problem(r, 413, "body_too_large", NULL,
 				"The request body is %lld bytes; the limit is %lld.",
 				(long long)r->content_length, (long long)limit);
 		return -EMSGSIZE;
@@ -236,7 +236,7 @@ int request_read_body(struct request *r)
 			n = (size_t)(want - (int64_t)r->body.len);
 		got = r->io->read(r->io->cookie, chunk, n);
 		if (got < 0) {
-			respond_problem(r, 400, "malformed-request", NULL,
+			respond_problem(r, 400, "malformed_request", NULL,
 					"The request body could not be read.");
 			return (int)got;
 		}
@@ -249,13 +249,13 @@ int request_read_body(struct request *r)
 		}
 	}
 	if ((int64_t)r->body.len > limit) {
-		respond_problem(r, 413, "body-too-large", NULL,
+		respond_problem(r, 413, "body_too_large", NULL,
 				"The request body is over the limit of %lld bytes.",
 				(long long)limit);
 		return -EMSGSIZE;
 	}
 	if (r->content_length >= 0 && (int64_t)r->body.len < r->content_length) {
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The request body ended after %zu of %lld bytes.", r->body.len,
 				(long long)r->content_length);
 		return -EPIPE;
@@ -459,7 +459,7 @@ int request_json_body(struct request *r, struct json_object **ret)
 	 * sends the wrong type learns that first, whatever the body holds.
 	 */
 	if (!request_content_is_json(r)) {
-		respond_problem(r, 415, "unsupported-media-type", NULL,
+		respond_problem(r, 415, "unsupported_media_type", NULL,
 				"The body must be application/json.");
 		return -EMEDIUMTYPE;
 	}
@@ -467,18 +467,18 @@ int request_json_body(struct request *r, struct json_object **ret)
 	if (ret_read < 0)
 		return ret_read;
 	if (r->body.len == 0) {
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The request body is empty; a JSON object is expected.");
 		return -EINVAL;
 	}
 	if (memchr(r->body.data, '\0', r->body.len) != NULL) {
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The request body contains a NUL byte.");
 		return -EINVAL;
 	}
 
 	if (json_syntax_check(r->body.data, r->body.len, &end) < 0) {
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The request body is not valid JSON (at byte %zu).", end);
 		return -EINVAL;
 	}
@@ -496,11 +496,11 @@ int request_json_body(struct request *r, struct json_object **ret)
 	if (obj == NULL || jerr != json_tokener_success) {
 		json_object_put(obj);
 		if (jerr == json_tokener_continue) {
-			respond_problem(r, 400, "malformed-request", NULL,
+			respond_problem(r, 400, "malformed_request", NULL,
 					"The request body is not valid JSON: it ends early.");
 			return -EINVAL;
 		}
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The request body is not valid JSON: %s at byte %zu.",
 				json_tokener_error_desc(jerr), end);
 		return -EINVAL;
@@ -508,7 +508,7 @@ int request_json_body(struct request *r, struct json_object **ret)
 	for (size_t i = end; i < r->body.len; i++)
 		if (!isspace((unsigned char)r->body.data[i])) {
 			json_object_put(obj);
-			respond_problem(r, 400, "malformed-request", NULL,
+			respond_problem(r, 400, "malformed_request", NULL,
 					"The request body has data after the JSON value "
 					"(byte %zu).",
 					i);
@@ -516,7 +516,7 @@ int request_json_body(struct request *r, struct json_object **ret)
 		}
 	if (!json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The request body must be a JSON object.");
 		return -EINVAL;
 	}
@@ -605,21 +605,21 @@ static const struct {
 	const char *slug;
 	const char *title;
 } problem_types[] = {
-    {"malformed-request", "The request is malformed"},
+    {"malformed_request", "The request is malformed"},
     {"unauthorized", "A valid bearer token is required"},
     {"forbidden", "This token may not do that"},
-    {"not-found", "No such resource"},
-    {"method-not-allowed", "Method not allowed on this resource"},
-    {"repo-exists", "A repo with this name exists"},
-    {"repo-busy", "The repo has a running job"},
-    {"job-finished", "The job has already finished"},
-    {"body-too-large", "The request body is too large"},
-    {"unsupported-media-type", "The request body has an unsupported media type"},
-    {"validation-failed", "The request is not valid"},
-    {"idempotency-key-reused", "The Idempotency-Key was used with a different request"},
-    {"internal-error", "Internal server error"},
-    {"not-implemented", "Not implemented yet"},
-    {"database-busy", "The database is busy"},
+    {"not_found", "No such resource"},
+    {"method_not_allowed", "Method not allowed on this resource"},
+    {"repo_exists", "A repo with this name exists"},
+    {"repo_busy", "The repo has a running job"},
+    {"job_finished", "The job has already finished"},
+    {"body_too_large", "The request body is too large"},
+    {"unsupported_media_type", "The request body has an unsupported media type"},
+    {"validation_failed", "The request is not valid"},
+    {"idempotency_key_reused", "The Idempotency-Key was used with a different request"},
+    {"internal_error", "Internal server error"},
+    {"not_implemented", "Not implemented yet"},
+    {"database_busy", "The database is busy"},
     {"unavailable", "The service is unavailable"},
 };
 
@@ -709,7 +709,7 @@ int respond_empty(struct request *r, int status)
  */
 static int respond_oom(struct request *r)
 {
-	static const char body[] = "{\"type\":\"urn:repoflow:problem:internal-error\","
+	static const char body[] = "{\"type\":\"urn:repoflow:problem:internal_error\","
 				   "\"title\":\"Internal server error\",\"status\":500}\n";
 
 	buf_reset(&r->headers);
@@ -771,17 +771,17 @@ int respond_errno(struct request *r, int err, const struct err *e)
 
 	switch (err) {
 	case -EBUSY:
-		respond_problem(r, 503, "database-busy", NULL,
+		respond_problem(r, 503, "database_busy", NULL,
 				"The database stayed busy past its timeout; try again.");
 		response_header(r, "Retry-After", "1");
 		return 0;
 	case -ENOENT:
-		return respond_problem(r, 404, "not-found", NULL, "%s.", msg);
+		return respond_problem(r, 404, "not_found", NULL, "%s.", msg);
 	default:
 		/* The caller sees no internals; the operator gets them once, here. */
 		log_msg(LOG_ERR, "%s %s failed: %s", r->method, r->path != NULL ? r->path : "?",
 			msg);
-		return respond_problem(r, 500, "internal-error", NULL,
+		return respond_problem(r, 500, "internal_error", NULL,
 				       "The server could not complete the request.");
 	}
 }

@@ -30,7 +30,7 @@
 
 static int not_implemented_log(struct request *r)
 {
-	return respond_problem(r, 501, "not-implemented", NULL,
+	return respond_problem(r, 501, "not_implemented", NULL,
 			       "The job log is not served by the API yet; on the server, run "
 			       "journalctl JOB_ID=%lld.",
 			       (long long)r->id);
@@ -38,7 +38,7 @@ static int not_implemented_log(struct request *r)
 
 static int not_implemented_stream(struct request *r)
 {
-	return respond_problem(r, 501, "not-implemented", NULL,
+	return respond_problem(r, 501, "not_implemented", NULL,
 			       "The live event stream is not implemented yet; poll "
 			       "GET /v1/repos/%s/events?after=<seq> instead.",
 			       r->repo.name);
@@ -46,7 +46,7 @@ static int not_implemented_stream(struct request *r)
 
 static int not_implemented_tasks(struct request *r)
 {
-	return respond_problem(r, 501, "not-implemented", NULL, "Tasks are not implemented yet.");
+	return respond_problem(r, 501, "not_implemented", NULL, "Tasks are not implemented yet.");
 }
 
 struct route {
@@ -197,7 +197,7 @@ static int route_load_repo(struct request *r, const struct captures *c)
 					r->token.repo != NULL ? r->token.repo : "");
 			return -EPERM;
 		}
-		respond_problem(r, 404, "not-found", NULL, "There is no such repo.");
+		respond_problem(r, 404, "not_found", NULL, "There is no such repo.");
 		return -ENOENT;
 	}
 	if (!route_token_may_see(r, name)) {
@@ -207,7 +207,7 @@ static int route_load_repo(struct request *r, const struct captures *c)
 	}
 	ret = store_repo_get(r->store, name, &r->repo, &e);
 	if (ret == -ENOENT) {
-		respond_problem(r, 404, "not-found", NULL, "There is no repo named '%s'.", name);
+		respond_problem(r, 404, "not_found", NULL, "There is no repo named '%s'.", name);
 		return ret;
 	}
 	if (ret < 0) {
@@ -223,13 +223,13 @@ static int route_parse_id(struct request *r, const struct captures *c)
 	char digits[24];
 
 	if (c->id_len >= sizeof(digits)) {
-		respond_problem(r, 404, "not-found", NULL, "There is no such job.");
+		respond_problem(r, 404, "not_found", NULL, "There is no such job.");
 		return -ENOENT;
 	}
 	memcpy(digits, c->id, c->id_len);
 	digits[c->id_len] = '\0';
 	if (parse_int64(digits, 1, INT64_MAX, &r->id) < 0) {
-		respond_problem(r, 404, "not-found", NULL, "There is no such job.");
+		respond_problem(r, 404, "not_found", NULL, "There is no such job.");
 		return -ENOENT;
 	}
 	return 0;
@@ -276,12 +276,12 @@ void route_request(struct request *r)
 		}
 	}
 	if (!path_known) {
-		respond_problem(r, 404, "not-found", NULL, "There is no resource at this path.");
+		respond_problem(r, 404, "not_found", NULL, "There is no resource at this path.");
 		return;
 	}
 	if (found == NULL) {
 		route_allow(r->path, allow, sizeof(allow));
-		respond_problem(r, 405, "method-not-allowed", NULL,
+		respond_problem(r, 405, "method_not_allowed", NULL,
 				"This resource allows %s, not %s.", allow, r->method);
 		response_header(r, "Allow", "%s", allow);
 		return;
@@ -305,7 +305,7 @@ void route_request(struct request *r)
 	if (cap.id != NULL && route_parse_id(r, &cap) < 0)
 		return;
 	if (request_parse_query(r) < 0) {
-		respond_problem(r, 400, "malformed-request", NULL,
+		respond_problem(r, 400, "malformed_request", NULL,
 				"The query string is not validly percent-encoded.");
 		return;
 	}

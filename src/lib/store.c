@@ -140,6 +140,8 @@ int store_open(const char *path, int busy_timeout_ms, unsigned flags, struct sto
 		 "PRAGMA temp_store=MEMORY; PRAGMA cache_size=%d;",
 		 (flags & STORE_SMALL_CACHE) ? -512 : -8192);
 	r = store_exec(s, pragmas, e);
+	if (r == 0 && (flags & STORE_NO_AUTOCHECKPOINT))
+		r = store_exec(s, "PRAGMA wal_autocheckpoint=0", e);
 	if (r == 0 && (flags & STORE_MIGRATE))
 		r = store_migrate(s, e);
 	if (r < 0) {
@@ -238,6 +240,13 @@ static int store_step_done(struct store *s, const char *sql, struct err *e)
 	if (rc != SQLITE_DONE)
 		return store_fail(s, rc, e);
 	return 0;
+}
+
+int store_checkpoint(struct store *s, struct err *e)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : store_fail(s, rc, e);
 }
 
 int store_begin(struct store *s, struct err *e)

@@ -33,6 +33,7 @@ struct store;
 enum store_flags {
 	STORE_MIGRATE = 1 << 0,  /* apply pending migrations on open */
 	STORE_SMALL_CACHE = 1 << 1, /* small page cache (API processes, many connections) */
+	STORE_NO_AUTOCHECKPOINT = 1 << 2, /* the owner runs store_checkpoint() itself */
 };
 
 int store_open(const char *path, int busy_timeout_ms, unsigned flags, struct store **ret,
@@ -49,6 +50,14 @@ static inline void store_closep(struct store **s)
 int store_migrate(struct store *s, struct err *e);
 int store_schema_version(struct store *s);
 #define STORE_SCHEMA_VERSION 1
+
+/*
+ * Copy the WAL back into the database file as far as readers allow
+ * (SQLite's PASSIVE checkpoint: it never waits for or blocks a writer).
+ * Connections opened with STORE_NO_AUTOCHECKPOINT leave this to a
+ * background thread, so no COMMIT on a request's path pays for it.
+ */
+int store_checkpoint(struct store *s, struct err *e);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK, and savepoints (group commit). */
 int store_begin(struct store *s, struct err *e);
@@ -96,6 +105,7 @@ int store_repo_overview(struct store *s, const struct repo *r, struct json_objec
 
 struct job_request {
 	int64_t repo_id;
+	const char *repo;        /* the repo's name */
 	enum job_kind kind;
 	const char *branch;      /* NULL when not given */
 	const char *parent;      /* NULL when not given */
@@ -209,6 +219,58 @@ int store_branches_refresh(struct store *s, int64_t repo_id, const struct branch
 int store_branch_list(struct store *s, int64_t repo_id, const char *trunk, struct branch **ret,
 		      size_t *n, struct err *e);
 void branch_array_free(struct branch *b, size_t n);
+
+/*
+ * Stack metadata. The worker is the only writer: it reads the tracked
+ * branches to build the stack tree, and after a job it writes what the job
+ * did (a branch tracked, restacked onto a new base, reparented, merged)
+ * and what it found (heads, needs_restack). Every change writes its
+ * branch.updated event in the same transaction, and only when a field a
+ * client sees changed. A parent that would make a cycle (the branch
+ * itself, or a branch stacked above it) is refused with -ELOOP and the
+ * code "cycle".
+ */
+
+/* One row into *ret (caller releases); -ENOENT when absent. */
+int store_branch_get(struct store *s, int64_t repo_id, const char *name, struct branch *ret,
+		     struct err *e);
+/* Every tracked row of a repo, whatever its state, by name. */
+int store_branch_list_tracked(struct store *s, int64_t repo_id, struct branch **ret, size_t *n,
+			      struct err *e);
+/*
+ * In a transaction. Track `name` on `parent` (the trunk or a tracked
+ * branch) at `base` (hex): tracked, state active. The row is inserted when
+ * the projection has none yet. An already tracked row takes the new parent
+ * and base. -ELOOP as above.
+ */
+int store_branch_track(struct store *s, int64_t repo_id, const char *name, const char *parent,
+		       const char *base, struct err *e);
+
+/* What store_branch_update changes; NULL, -1 or 0 leave a field alone. */
+struct branch_change {
+	const char *parent;	 /* a new parent (checked for cycles) */
+	const char *base;	 /* hex */
+	const char *head;	 /* hex */
+	const char *remote_head; /* hex */
+	int needs_restack;	 /* 0 or 1; -1 leaves it */
+	int64_t synced_at;	 /* ms; 0 leaves it */
+};
+#define BRANCH_CHANGE_INIT                                                                         \
+	{                                                                                          \
+		.needs_restack = -1                                                                \
+	}
+/* In a transaction. -ENOENT when the row is absent, -ELOOP as above. */
+int store_branch_update(struct store *s, int64_t repo_id, const char *name,
+			const struct branch_change *c, struct err *e);
+/* In a transaction. Shorthand for the needs_restack flag alone. */
+int store_branch_set_needs_restack(struct store *s, int64_t repo_id, const char *name, bool on,
+				   struct err *e);
+/*
+ * In a transaction. A merged branch stops being tracked: state merged,
+ * untracked (parent and base cleared), needs_restack off. The row stays
+ * while the remote keeps the branch, as the record that it was merged.
+ */
+int store_branch_mark_merged(struct store *s, int64_t repo_id, const char *name, struct err *e);
 
 /* --- events ----------------------------------------------------------- */
 

@@ -95,23 +95,30 @@ int store_job_get(struct store *s, int64_t repo_id, int64_t id, struct job *ret,
 	return r;
 }
 
+/* The job.updated event of a job as it stands in `j`. In a transaction. */
+static int job_event_of(struct store *s, const struct job *j, struct err *e)
+{
+	struct json_object *data = job_to_json(j), *id = json_object_new_int64(j->id);
+	int r;
+
+	if (data == NULL || id == NULL)
+		r = err_set(e, -ENOMEM, "nomem", "out of memory");
+	else
+		r = store_event_append(s, j->repo_id, "job.updated", id, data, e);
+	json_object_put(data);
+	json_object_put(id);
+	return r;
+}
+
 int store_job_event(struct store *s, int64_t job_id, struct err *e)
 {
 	struct job j;
-	struct json_object *data, *id;
 	int r;
 
 	r = store_job_get(s, 0, job_id, &j, e);
 	if (r < 0)
 		return r;
-	data = job_to_json(&j);
-	id = json_object_new_int64(j.id);
-	if (data == NULL || id == NULL)
-		r = err_set(e, -ENOMEM, "nomem", "out of memory");
-	else
-		r = store_event_append(s, j.repo_id, "job.updated", id, data, e);
-	json_object_put(data);
-	json_object_put(id);
+	r = job_event_of(s, &j, e);
 	job_release(&j);
 	return r;
 }
@@ -239,8 +246,13 @@ static char *job_queued_message(const struct job_request *rq)
 	return b.data;
 }
 
+/*
+ * Insert the job row. The new job is also built in memory (*ret), exactly
+ * as a read of the row would give it, so the accept path needs no second
+ * query to write its event and answer.
+ */
 static int job_insert(struct store *s, const struct job_request *rq, const char *options,
-		      const char *fp, int64_t now, int64_t *ret_id, struct err *e)
+		      const char *fp, int64_t now, struct job *ret, struct err *e)
 {
 	static const char sql[] =
 		"INSERT INTO jobs (repo_id, kind, branch, parent, options, fingerprint, status,"
@@ -268,7 +280,28 @@ static int job_insert(struct store *s, const struct job_request *rq, const char 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return store_fail(s, rc, e);
-	*ret_id = sqlite3_last_insert_rowid(s->db);
+	*ret = (struct job){
+		.id = sqlite3_last_insert_rowid(s->db),
+		.repo_id = rq->repo_id,
+		.repo = strdup(rq->repo),
+		.kind = rq->kind,
+		.branch = rq->branch != NULL ? strdup(rq->branch) : NULL,
+		.parent = rq->parent != NULL ? strdup(rq->parent) : NULL,
+		.options = strdup(options),
+		.status = JOB_QUEUED,
+		.message = TAKE_PTR(message),
+		.max_attempts = rq->max_attempts,
+		.version = 1,
+		.created_at = now,
+		.updated_at = now,
+		.run_at = now,
+	};
+	if (ret->repo == NULL || ret->options == NULL ||
+	    (rq->branch != NULL && ret->branch == NULL) ||
+	    (rq->parent != NULL && ret->parent == NULL)) {
+		job_release(ret);
+		return err_set(e, -ENOMEM, "nomem", "out of memory");
+	}
 	return 0;
 }
 
@@ -323,14 +356,20 @@ int store_job_enqueue(struct store *s, const struct job_request *rq, struct job 
 		return STORE_ENQUEUE_DEDUPED;
 	}
 
-	r = job_insert(s, rq, options, fp, now, &id, e);
-	if (r == 0 && rq->idem_key != NULL)
-		r = idem_remember(s, rq, idem_fp, id, now, e);
+	if (rq->repo == NULL)
+		return err_set(e, -EINVAL, "internal", "a job request must name its repo");
+	r = job_insert(s, rq, options, fp, now, ret, e);
+	if (r < 0)
+		return r;
+	if (rq->idem_key != NULL)
+		r = idem_remember(s, rq, idem_fp, ret->id, now, e);
 	if (r == 0)
-		r = store_job_event(s, id, e);
-	if (r == 0)
-		r = store_job_get(s, 0, id, ret, e);
-	return r < 0 ? r : STORE_ENQUEUE_CREATED;
+		r = job_event_of(s, ret, e);
+	if (r < 0) {
+		job_release(ret);
+		return r;
+	}
+	return STORE_ENQUEUE_CREATED;
 }
 
 int store_job_list(struct store *s, const struct job_filter *f, struct job **ret, size_t *n,

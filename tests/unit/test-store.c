@@ -25,7 +25,8 @@ static int64_t count(const char *table)
 static int enqueue(int64_t repo_id, enum job_kind kind, const char *branch, const char *key,
 		   int64_t token_id, struct job *ret)
 {
-	struct job_request rq = {.repo_id = repo_id, .kind = kind, .branch = branch,
+	struct job_request rq = {.repo_id = repo_id, .repo = repo_id == 1 ? "web" : "api",
+				 .kind = kind, .branch = branch,
 				 .max_attempts = 3, .token_id = token_id, .idem_key = key,
 				 .idem_ttl_s = 86400};
 	int r;
