@@ -49,6 +49,7 @@ static const struct conf_key conf_keys[] = {
 	INT(watchdog_s, 0, 3600, "0"),
 	STR(committer_name, "repoflow"),
 	STR(committer_email, "repoflow@localhost"),
+	STR(credentials_dir, SYSCONFDIR "/repoflow/credentials"),
 	INT(idempotency_ttl_s, 1, 30 * 86400, "86400"),
 	INT(branch_fresh_s, 0, 86400, "300"),
 	INT(event_keep_days, 1, 3650, "7"),

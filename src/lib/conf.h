@@ -30,6 +30,16 @@ struct conf {
 	int watchdog_s;        /* unused when systemd gives WATCHDOG_USEC */
 	char *committer_name;  /* identity of commits the service writes */
 	char *committer_email;
+	/*
+	 * Remote credentials, files readable only by the worker: for a repo
+	 * named R, `R.token` (https: the token, sent as the password; the
+	 * user name is the URL's, else x-access-token) and `R.ssh` (ssh: a
+	 * private key without passphrase, with `R.ssh.pub` beside it when
+	 * the key type needs one), falling back to `default.token` and
+	 * `default.ssh`. file:// and local paths use none. The worker never
+	 * logs their contents.
+	 */
+	char *credentials_dir;
 	int idempotency_ttl_s; /* how long an Idempotency-Key is remembered */
 	int branch_fresh_s;    /* a projection row younger than this is fresh */
 	int event_keep_days;   /* events older than this may be pruned */

@@ -12,6 +12,10 @@
  * per thread and overwrites it on the next call, so the text is copied into
  * the caller's struct err right after the call that failed.
  *
+ * The fetch offers the repo's credentials when the remote asks for them
+ * (gitops_cred.c); the error mapping and the cleanup helpers are shared
+ * with the other gitops_*.c files through gitops_internal.h.
+ *
  * Library code: it never logs.
  */
 #include <string.h>
@@ -19,6 +23,7 @@
 #include <git2.h>
 
 #include "gitops.h"
+#include "gitops_internal.h"
 
 #define GITOPS_REMOTE  "origin"
 #define GITOPS_REFSPEC "+refs/heads/*:refs/heads/*"
@@ -45,7 +50,7 @@ void gitops_shutdown(void)
 }
 
 /* True when a URL names a path on this machine rather than a server. */
-static bool url_is_local(const char *url)
+bool gitops_url_is_local(const char *url)
 {
 	return url[0] == '/' || strncmp(url, "file://", 7) == 0;
 }
@@ -57,7 +62,7 @@ static bool url_is_local(const char *url)
  * credential is taken as the remote being unreachable for now: a transport,
  * a network, a local path that cannot be read.
  */
-static int map_error(int gr, bool talking, const char *what, const char *url, struct err *e)
+int gitops_map_error(int gr, bool talking, const char *what, const char *url, struct err *e)
 {
 	const git_error *ge = git_error_last();
 	const char *msg = ge != NULL && ge->message != NULL ? ge->message : "unknown libgit2 error";
@@ -78,7 +83,7 @@ static int map_error(int gr, bool talking, const char *what, const char *url, st
 		 * a directory; otherwise it says "unsupported URL protocol",
 		 * which would puzzle whoever reads the job's error.
 		 */
-		if (url_is_local(url) && strstr(msg, "unsupported URL protocol") != NULL)
+		if (gitops_url_is_local(url) && strstr(msg, "unsupported URL protocol") != NULL)
 			return err_set(e, -ENETUNREACH, "remote_unreachable",
 				       "%s: the remote %s is not a readable directory", what, url);
 		return err_set(e, -ENETUNREACH, "remote_unreachable", "%s: %s: %s", what, url, msg);
@@ -86,20 +91,7 @@ static int map_error(int gr, bool talking, const char *what, const char *url, st
 	return err_set(e, -EIO, "git_error", "%s: %s", what, msg);
 }
 
-static void repositoryp(git_repository **p)
-{
-	if (*p != NULL)
-		git_repository_free(*p);
-}
-
-static void remotep(git_remote **p)
-{
-	if (*p != NULL)
-		git_remote_free(*p);
-}
-
-/* Open the bare mirror at path, creating it when it is not there yet. */
-static int mirror_open(const char *path, git_repository **ret, struct err *e)
+int gitops_mirror_open(const char *path, git_repository **ret, struct err *e)
 {
 	git_repository *repo = NULL;
 	int r;
@@ -108,15 +100,9 @@ static int mirror_open(const char *path, git_repository **ret, struct err *e)
 	if (r == GIT_ENOTFOUND)
 		r = git_repository_init(&repo, path, 1);
 	if (r < 0)
-		return map_error(r, false, "open mirror", path, e);
+		return gitops_map_error(r, false, "open mirror", path, e);
 	*ret = repo;
 	return 0;
-}
-
-static void configp(git_config **p)
-{
-	if (*p != NULL)
-		git_config_free(*p);
 }
 
 /*
@@ -144,24 +130,24 @@ static int mirror_remote(git_repository *repo, const char *url, git_remote **ret
 
 	r = git_remote_create_options_init(&opts, GIT_REMOTE_CREATE_OPTIONS_VERSION);
 	if (r < 0)
-		return map_error(r, false, "remote options", url, e);
+		return gitops_map_error(r, false, "remote options", url, e);
 	opts.repository = repo;
 	opts.fetchspec = GITOPS_REFSPEC;
 	opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 
 	r = git_repository_config_snapshot(&cfg, repo);
 	if (r < 0)
-		return map_error(r, false, "read mirror config", url, e);
+		return gitops_map_error(r, false, "read mirror config", url, e);
 	r = git_config_get_string_buf(&cur, cfg, "remote." GITOPS_REMOTE ".url");
 	if (r == GIT_ENOTFOUND) {
 		opts.name = GITOPS_REMOTE;
 		r = git_remote_create_with_opts(&remote, url, &opts);
 		if (r < 0)
-			return map_error(r, false, "create remote", url, e);
+			return gitops_map_error(r, false, "create remote", url, e);
 		git_remote_free(remote);
 		remote = NULL;
 	} else if (r < 0) {
-		return map_error(r, false, "read remote url", url, e);
+		return gitops_map_error(r, false, "read remote url", url, e);
 	} else {
 		/* The repo's URL changed since the mirror was made. */
 		bool changed = strcmp(cur.ptr, url) != 0;
@@ -170,14 +156,14 @@ static int mirror_remote(git_repository *repo, const char *url, git_remote **ret
 		if (changed) {
 			r = git_remote_set_url(repo, GITOPS_REMOTE, url);
 			if (r < 0)
-				return map_error(r, false, "set remote url", url, e);
+				return gitops_map_error(r, false, "set remote url", url, e);
 		}
 	}
 
 	opts.name = NULL;
 	r = git_remote_create_with_opts(&remote, url, &opts);
 	if (r < 0)
-		return map_error(r, false, "create remote", url, e);
+		return gitops_map_error(r, false, "create remote", url, e);
 	*ret = remote;
 	return 0;
 }
@@ -202,7 +188,7 @@ static int collect_heads(git_repository *repo, git_remote *remote, const char *u
 
 	r = git_remote_ls(&ls, &n_ls, remote);
 	if (r < 0)
-		return map_error(r, false, "list remote heads", url, e);
+		return gitops_map_error(r, false, "list remote heads", url, e);
 
 	heads = calloc(n_ls > 0 ? n_ls : 1, sizeof(*heads));
 	if (heads == NULL)
@@ -226,7 +212,7 @@ static int collect_heads(git_repository *repo, git_remote *remote, const char *u
 
 		r = git_reference_name_to_id(&local, repo, full);
 		if (r < 0)
-			return map_error(r, false, "read mirror ref", full, e);
+			return gitops_map_error(r, false, "read mirror ref", full, e);
 		git_oid_tostr(h->head, sizeof(h->head), &local);
 		n++;
 	}
@@ -237,11 +223,12 @@ static int collect_heads(git_repository *repo, git_remote *remote, const char *u
 	return 0;
 }
 
-int gitops_mirror_sync(const char *path, const char *url, struct gitops_head **ret, size_t *n,
-		       struct err *e)
+int gitops_mirror_fetch(const char *path, const char *url, const struct gitops_cred *cred,
+			struct gitops_head **ret, size_t *n, struct err *e)
 {
 	_cleanup_(repositoryp) git_repository *repo = NULL;
 	_cleanup_(remotep) git_remote *remote = NULL;
+	struct gitops_cred_state cs = {.cred = cred};
 	git_remote_callbacks callbacks;
 	git_fetch_options fetch;
 	int r;
@@ -250,8 +237,9 @@ int gitops_mirror_sync(const char *path, const char *url, struct gitops_head **r
 	if (git_remote_init_callbacks(&callbacks, GIT_REMOTE_CALLBACKS_VERSION) < 0 ||
 	    git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION) < 0)
 		return err_set(e, -EIO, "internal", "libgit2 option structures did not initialise");
+	gitops_cred_callbacks(&callbacks, &cs, url);
 
-	r = mirror_open(path, &repo, e);
+	r = gitops_mirror_open(path, &repo, e);
 	if (r < 0)
 		return r;
 	r = mirror_remote(repo, url, &remote, e);
@@ -263,29 +251,57 @@ int gitops_mirror_sync(const char *path, const char *url, struct gitops_head **r
 	 * (what git_remote_fetch does) so that a failure is attributed to the
 	 * step that had it: only connecting and downloading talk to the
 	 * remote. Tags are not fetched; the mirror follows branches only.
+	 * The download gets the callbacks again: smart HTTP asks for the
+	 * credentials on each request.
 	 */
 	r = git_remote_connect(remote, GIT_DIRECTION_FETCH, &callbacks, NULL, NULL);
 	if (r < 0)
-		return map_error(r, true, "connect", url, e);
+		return gitops_map_remote_error(r, &cs, "connect", url, e);
 
+	fetch.callbacks = callbacks;
 	fetch.prune = GIT_FETCH_PRUNE;
 	fetch.update_fetchhead = 0;
 	fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	r = git_remote_download(remote, NULL, &fetch);
 	if (r < 0)
-		return map_error(r, true, "fetch", url, e);
+		return gitops_map_remote_error(r, &cs, "fetch", url, e);
 
 	r = git_remote_update_tips(remote, &callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE,
 				   "repoflow: fetch");
 	if (r < 0)
-		return map_error(r, false, "update mirror refs", url, e);
+		return gitops_map_error(r, false, "update mirror refs", url, e);
 
 	r = git_remote_prune(remote, &callbacks);
 	if (r < 0)
-		return map_error(r, false, "prune mirror refs", url, e);
+		return gitops_map_error(r, false, "prune mirror refs", url, e);
 
 	/* The advertised list stays readable after the fetch is done. */
 	r = collect_heads(repo, remote, url, ret, n, e);
 	git_remote_disconnect(remote);
 	return r;
+}
+
+int gitops_mirror_sync(const char *path, const char *url, struct gitops_head **ret, size_t *n,
+		       struct err *e)
+{
+	return gitops_mirror_fetch(path, url, NULL, ret, n, e);
+}
+
+int gitops_remote_anonymous(git_repository *repo, const char *url, git_remote **ret, struct err *e)
+{
+	git_remote_create_options opts;
+	git_remote *remote = NULL;
+	int r;
+
+	r = git_remote_create_options_init(&opts, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	if (r < 0)
+		return gitops_map_error(r, false, "remote options", url, e);
+	/* No fetch refspec: a push must not move the mirror's refs behind our back. */
+	opts.repository = repo;
+	opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	r = git_remote_create_with_opts(&remote, url, &opts);
+	if (r < 0)
+		return gitops_map_error(r, false, "create remote", url, e);
+	*ret = remote;
+	return 0;
 }

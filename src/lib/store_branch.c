@@ -3,6 +3,12 @@
  * remote, derived from git by the worker and read by the API. Stack
  * metadata (tracked, parent, base) lives only here.
  *
+ * The stack functions (store_branch_track, _update, _mark_merged) are the
+ * worker's record of what a job did; each compares the row before and
+ * after and writes branch.updated only when a client-visible field
+ * changed, and each refuses a parent that would make the stack a cycle
+ * (one recursive query walks up from the new parent).
+ *
  * A refresh that finds a row unchanged but for synced_at writes no event:
  * events report changes a client acts on, and a sync of an idle repo
  * would otherwise flood the feed with one event per branch.
@@ -334,4 +340,248 @@ int store_branch_list(struct store *s, int64_t repo_id, const char *trunk, struc
 	*ret = list;
 	*n = count;
 	return 0;
+}
+
+/* --- stack metadata ------------------------------------------------------ */
+
+int store_branch_get(struct store *s, int64_t repo_id, const char *name, struct branch *ret,
+		     struct err *e)
+{
+	int r = branch_get(s, repo_id, name, ret, e);
+
+	if (r == -ENOENT)
+		return err_set(e, r, "not_found", "no branch %s", name);
+	if (r == -ENOMEM)
+		return err_set(e, r, "nomem", "out of memory");
+	return r;
+}
+
+int store_branch_list_tracked(struct store *s, int64_t repo_id, struct branch **ret, size_t *n,
+			      struct err *e)
+{
+	static const char sql[] = "SELECT " BRANCH_COLUMNS " FROM branches"
+				  " WHERE repo_id = ?1 AND tracked = 1 ORDER BY name";
+	struct branch *list = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, repo_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			struct branch *p = realloc(list, ncap * sizeof(*p));
+
+			if (p == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			list = p;
+			cap = ncap;
+		}
+		r = branch_from_row(st, 0, &list[count]);
+		if (r < 0)
+			break;
+		count++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, rc, e);
+	sqlite3_reset(st);
+	if (r < 0) {
+		branch_array_free(list, count);
+		return r == -ENOMEM ? err_set(e, r, "nomem", "out of memory") : r;
+	}
+	*ret = list;
+	*n = count;
+	return 0;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* Whether a field a client sees differs (synced_at alone is not a change). */
+static bool branch_differs(const struct branch *a, const struct branch *b)
+{
+	return a->tracked != b->tracked || a->needs_restack != b->needs_restack ||
+	       str_differs(a->parent, b->parent) || str_differs(a->base, b->base) ||
+	       str_differs(a->head, b->head) || str_differs(a->remote_head, b->remote_head) ||
+	       str_differs(a->state, b->state);
+}
+
+/*
+ * Refuse `parent` for `name` when it is `name` itself or stacked above it:
+ * walking up from `parent` through tracked rows must not reach `name`.
+ * UNION (not UNION ALL) makes the walk end even on a cycle already stored.
+ */
+static int check_cycle(struct store *s, int64_t repo_id, const char *name, const char *parent,
+		       struct err *e)
+{
+	static const char sql[] =
+	    "WITH RECURSIVE up(name) AS (SELECT ?2"
+	    "  UNION SELECT b.parent FROM branches b JOIN up ON b.name = up.name"
+	    "  WHERE b.repo_id = ?1 AND b.tracked = 1 AND b.parent IS NOT NULL)"
+	    " SELECT 1 FROM up WHERE name = ?3 LIMIT 1";
+	sqlite3_stmt *st;
+	int rc, r;
+
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, parent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return err_set(e, -ELOOP, "cycle",
+			       strcmp(name, parent) == 0
+				   ? "%s cannot be its own parent"
+				   : "%s cannot be stacked on %s: %s is stacked above it",
+			       name, parent, parent);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, rc, e);
+}
+
+/*
+ * Run a prepared change of one row, then write branch.updated when the row
+ * differs from `before` (NULL when it did not exist). Takes `before`.
+ */
+static int change_step(struct store *s, int64_t repo_id, const char *name, sqlite3_stmt *st,
+		       struct branch *before, struct err *e)
+{
+	struct branch after;
+	int rc, r;
+
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		r = store_fail(s, rc, e);
+		goto out;
+	}
+	r = branch_get(s, repo_id, name, &after, e);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			err_set(e, r, "nomem", "out of memory");
+		goto out;
+	}
+	if (before == NULL || branch_differs(before, &after))
+		r = branch_event(s, repo_id, name, &after, e);
+	branch_release(&after);
+out:
+	if (before != NULL)
+		branch_release(before);
+	return r;
+}
+
+/* The row before a change into *ret; -ENOENT (with e filled) when absent. */
+static int change_before(struct store *s, int64_t repo_id, const char *name, struct branch *ret,
+			 struct err *e)
+{
+	return store_branch_get(s, repo_id, name, ret, e);
+}
+
+int store_branch_track(struct store *s, int64_t repo_id, const char *name, const char *parent,
+		       const char *base, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT INTO branches (repo_id, name, tracked, parent, base, state)"
+	    " VALUES (?1, ?2, 1, ?3, ?4, 'active')"
+	    " ON CONFLICT (repo_id, name) DO UPDATE SET tracked = 1, parent = excluded.parent,"
+	    " base = excluded.base, state = 'active'";
+	struct branch before;
+	bool existed;
+	sqlite3_stmt *st;
+	int r;
+
+	r = check_cycle(s, repo_id, name, parent, e);
+	if (r < 0)
+		return r;
+	r = change_before(s, repo_id, name, &before, e);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	existed = r == 0;
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0) {
+		if (existed)
+			branch_release(&before);
+		return r;
+	}
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, parent, -1, SQLITE_STATIC);
+	store_bind_text(st, 4, base);
+	return change_step(s, repo_id, name, st, existed ? &before : NULL, e);
+}
+
+int store_branch_update(struct store *s, int64_t repo_id, const char *name,
+			const struct branch_change *c, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE branches SET parent = coalesce(?3, parent), base = coalesce(?4, base),"
+	    " head = coalesce(?5, head), remote_head = coalesce(?6, remote_head),"
+	    " needs_restack = CASE WHEN ?7 >= 0 THEN ?7 ELSE needs_restack END,"
+	    " synced_at = CASE WHEN ?8 > 0 THEN ?8 ELSE synced_at END"
+	    " WHERE repo_id = ?1 AND name = ?2";
+	struct branch before;
+	sqlite3_stmt *st;
+	int r;
+
+	if (c->parent != NULL) {
+		r = check_cycle(s, repo_id, name, c->parent, e);
+		if (r < 0)
+			return r;
+	}
+	r = change_before(s, repo_id, name, &before, e);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0) {
+		branch_release(&before);
+		return r;
+	}
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	store_bind_text(st, 3, c->parent);
+	store_bind_text(st, 4, c->base);
+	store_bind_text(st, 5, c->head);
+	store_bind_text(st, 6, c->remote_head);
+	sqlite3_bind_int(st, 7, c->needs_restack < 0 ? -1 : c->needs_restack != 0);
+	sqlite3_bind_int64(st, 8, c->synced_at);
+	return change_step(s, repo_id, name, st, &before, e);
+}
+
+int store_branch_set_needs_restack(struct store *s, int64_t repo_id, const char *name, bool on,
+				   struct err *e)
+{
+	struct branch_change c = BRANCH_CHANGE_INIT;
+
+	c.needs_restack = on ? 1 : 0;
+
+	return store_branch_update(s, repo_id, name, &c, e);
+}
+
+int store_branch_mark_merged(struct store *s, int64_t repo_id, const char *name, struct err *e)
+{
+	static const char sql[] = "UPDATE branches SET state = 'merged', tracked = 0,"
+				  " parent = NULL, base = NULL, needs_restack = 0"
+				  " WHERE repo_id = ?1 AND name = ?2";
+	struct branch before;
+	sqlite3_stmt *st;
+	int r;
+
+	r = change_before(s, repo_id, name, &before, e);
+	if (r < 0)
+		return r;
+	r = store_prepare(s, sql, false, &st, e);
+	if (r < 0) {
+		branch_release(&before);
+		return r;
+	}
+	sqlite3_bind_int64(st, 1, repo_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return change_step(s, repo_id, name, st, &before, e);
 }

@@ -120,7 +120,7 @@ static void verdict_release(struct verdict *v)
 static bool transient(int rc, const struct err *e)
 {
 	static const char *const codes[] = {"remote_unreachable", "remote_moved", "mirror_locked",
-					    "busy"};
+					    "mirror_moved", "busy"};
 
 	if (rc == -EBUSY || rc == -ENETUNREACH)
 		return true;
@@ -144,6 +144,14 @@ static const char *problem_title(const char *code)
 	    {"attempts_exhausted", "The job was interrupted too many times"},
 	    {"git_error", "A git operation failed"},
 	    {"not_found", "Something the job needs does not exist"},
+	    {"conflict", "Restacking stopped on a conflict"},
+	    {"branch_not_found", "The branch is not on the remote"},
+	    {"not_tracked", "The branch is not tracked"},
+	    {"cycle", "The change would make the stack a cycle"},
+	    {"is_trunk", "The trunk cannot be tracked"},
+	    {"no_merge_base", "The branches have no history in common"},
+	    {"push_rejected", "The remote rejected the push"},
+	    {"mirror_moved", "The mirror changed during the job"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(titles); i++)

@@ -4,14 +4,16 @@
  * checks, progress that is both stored (for clients) and logged (for
  * operators).
  *
- * Kinds whose workflow has not landed yet end in `error` with the problem
- * type not_implemented, so a client learns it at once and no retry is
- * wasted on it.
+ * Every kind is a stack workflow (stack.h): sync_repo.c, restack.c (three
+ * kinds), reparent_branch.c and register_branch.c, all in the one frame of
+ * stack.c. A kind missing from the table would end in `error` with the
+ * problem type not_implemented, so no retry is wasted on it.
  */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "log.h"
+#include "stack.h"
 #include "workflow.h"
 
 void frame_release(struct frame *f)
@@ -77,25 +79,24 @@ int frame_message(struct frame *f, const char *fmt, ...)
 	return 0;
 }
 
-/* The five kinds that arrive with the workflows issue. */
+/* A kind without a workflow (none today): an error, never a retry. */
 static int not_implemented_run(struct frame *f)
 {
 	int r = frame_boundary(f);
 
 	if (r < 0)
 		return r;
-	return err_set(&f->err, -EOPNOTSUPP, "not_implemented",
-		       "%s is not implemented yet; it arrives with the workflows issue",
+	return err_set(&f->err, -EOPNOTSUPP, "not_implemented", "%s is not implemented",
 		       job_kinds[f->job->kind].name);
 }
 
 static const workflow_fn workflows[JOB_KIND_MAX] = {
     [JOB_SYNC_REPO] = sync_repo_run,
-    [JOB_RESTACK_REPO] = not_implemented_run,
-    [JOB_RESTACK_SUBTREE] = not_implemented_run,
-    [JOB_REBASE_BRANCH] = not_implemented_run,
-    [JOB_REPARENT_BRANCH] = not_implemented_run,
-    [JOB_REGISTER_EXISTING_BRANCH] = not_implemented_run,
+    [JOB_RESTACK_REPO] = restack_repo_run,
+    [JOB_RESTACK_SUBTREE] = restack_subtree_run,
+    [JOB_REBASE_BRANCH] = rebase_branch_run,
+    [JOB_REPARENT_BRANCH] = reparent_branch_run,
+    [JOB_REGISTER_EXISTING_BRANCH] = register_branch_run,
 };
 
 workflow_fn workflow_for(enum job_kind kind)

@@ -74,7 +74,7 @@ typedef int (*workflow_fn)(struct frame *f);
 /* The workflow for a kind (never NULL for a valid kind). */
 workflow_fn workflow_for(enum job_kind kind);
 
-/* The workflows, one file each. */
+/* The workflows (the stack kinds are declared in stack.h). */
 int sync_repo_run(struct frame *f);
 
 #endif
