@@ -504,12 +504,16 @@ int store_job_claim(struct store *s, const char *owner, int64_t lease_ms, struct
 	/*
 	 * The oldest queued job of each repo is its only candidate, so one
 	 * repo's jobs run strictly in order even when an older one waits
-	 * for its retry; repos with a running job are skipped.
+	 * for its retry; repos with a running job are skipped. INDEXED BY
+	 * pins the partial index of live jobs: without statistics the
+	 * planner would rather walk every row in id order to skip the sort,
+	 * which costs a scan of the whole history once it is large.
 	 */
 	static const char sql_pick[] =
-		"SELECT j.id FROM jobs j"
+		"SELECT j.id FROM jobs j INDEXED BY jobs_active"
 		" WHERE j.status IN ('queued','running') AND j.status = 'queued' AND j.run_at <= ?1"
-		" AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.repo_id = j.repo_id"
+		" AND NOT EXISTS (SELECT 1 FROM jobs o INDEXED BY jobs_active"
+		"   WHERE o.repo_id = j.repo_id"
 		"   AND o.status IN ('queued','running')"
 		"   AND (o.status = 'running' OR o.id < j.id))"
 		" ORDER BY j.id LIMIT 1";
@@ -575,9 +579,10 @@ int store_job_next_run_at(struct store *s, int64_t *ret, struct err *e)
 {
 	/* Only each repo's oldest queued job can run next; later ones wait behind it. */
 	static const char sql[] =
-		"SELECT min(j.run_at) FROM jobs j"
+		"SELECT min(j.run_at) FROM jobs j INDEXED BY jobs_active"
 		" WHERE j.status IN ('queued','running') AND j.status = 'queued'"
-		" AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.repo_id = j.repo_id"
+		" AND NOT EXISTS (SELECT 1 FROM jobs o INDEXED BY jobs_active"
+		"   WHERE o.repo_id = j.repo_id"
 		"   AND o.status IN ('queued','running') AND o.status = 'queued' AND o.id < j.id)";
 	sqlite3_stmt *st;
 	int rc, r;

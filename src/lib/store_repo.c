@@ -270,8 +270,14 @@ int store_repo_overview(struct store *s, const struct repo *repo, struct json_ob
 		" (SELECT count(*) FROM jobs WHERE repo_id = ?1 AND kind = 'sync_repo'"
 		"    AND status IN ('queued','running') AND status = 'queued')"
 		" FROM branches WHERE repo_id = ?1";
-	static const char sql_active[] = "SELECT id FROM jobs WHERE repo_id = ?1"
-					 " AND status IN ('queued','running') ORDER BY id";
+	/*
+	 * The live jobs, oldest first, at most 100 of them: a
+	 * backlog of thousands belongs in GET …/jobs?status=, not in every
+	 * overview and repo.updated event.
+	 */
+	static const char sql_active[] = "SELECT id FROM jobs INDEXED BY jobs_active"
+					 " WHERE repo_id = ?1 AND status IN ('queued','running')"
+					 " ORDER BY id LIMIT 100";
 	struct json_object *o = NULL, *sync = NULL, *active = NULL;
 	const char *status = repo->sync_status;
 	int64_t nbranches = 0, nrestack = 0, sync_queued = 0;
