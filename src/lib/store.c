@@ -37,11 +37,21 @@ int store_fail(struct store *s, int rc, struct err *e)
 
 int store_prepare(struct store *s, const char *sql, bool copy, sqlite3_stmt **ret, struct err *e)
 {
-	uint64_t h = fnv1a(sql);
 	struct store_stmt_slot *slot = NULL;
 	sqlite3_stmt *st;
+	uint64_t h;
 	int rc;
 
+	/* Almost every statement is a string literal: its address finds it without hashing. */
+	for (size_t i = 0; i < s->ncache; i++)
+		if (s->cache[i].sql == sql) {
+			st = s->cache[i].stmt;
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			*ret = st;
+			return 0;
+		}
+	h = fnv1a(sql);
 	for (size_t i = 0; i < s->ncache; i++)
 		if (s->cache[i].hash == h && strcmp(s->cache[i].sql, sql) == 0) {
 			st = s->cache[i].stmt;
