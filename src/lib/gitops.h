@@ -105,8 +105,11 @@ struct gitops_push_ref {
  * every ref's own status is checked: a ref the server rejected makes the
  * push fail with -EREMOTEIO, code "push_rejected", or, when every
  * rejection says the ref moved or was locked meanwhile (a race the
- * negotiation could not see), -EAGAIN "remote_moved"; either way `pushed`
- * tells which refs did go through (libgit2 cannot ask for an atomic push). libgit2 1.5 wants a ref as the source of a
+ * negotiation could not see), -EAGAIN "remote_moved". libgit2 cannot ask
+ * for an atomic push, so the refs the server did accept are then pushed
+ * back to their leases (leased on the new value), and `pushed` tells which
+ * refs are still changed on the remote (none, unless putting one back
+ * failed; e says so). libgit2 1.5 wants a ref as the source of a
  * push refspec, so each target is written to <tmp_prefix>/<i> first and
  * those refs are deleted afterwards, whatever happened. The mirror's own
  * refs are not touched. Other errors as gitops_mirror_sync.

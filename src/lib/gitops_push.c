@@ -194,6 +194,60 @@ static int push_refs(git_repository *repo, const char *url, struct push_state *p
 	return n_rejected > 0 ? r : 0;
 }
 
+/*
+ * After a push the server took only in part: push every ref it accepted
+ * back to its lease, leased on the value just pushed (so an update someone
+ * made since is never overwritten). libgit2 cannot ask for git's atomic
+ * push; this is how a failed push still changes nothing on the remote.
+ * A ref that was absent before cannot be put back (pushes never delete)
+ * and is left, as is any ref whose put-back fails: e says which.
+ */
+static void restore_accepted(git_repository *repo, const char *url,
+			     const struct gitops_cred *cred, const char *tmp_prefix,
+			     struct gitops_push_ref *refs, size_t n, struct err *e)
+{
+	struct gitops_push_ref *undo = calloc(n, sizeof(*undo));
+	size_t *from = calloc(n, sizeof(*from));
+	char prefix[300];
+	struct err ue = {{0}, {0}};
+	size_t m = 0, left = 0;
+	int r;
+
+	if (undo == NULL || from == NULL) {
+		free(undo);
+		free(from);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!refs[i].pushed)
+			continue;
+		if (git_oid_is_zero(&refs[i].lease)) {
+			left++;
+			continue;
+		}
+		undo[m] = (struct gitops_push_ref){.branch = refs[i].branch,
+						   .lease = refs[i].target,
+						   .target = refs[i].lease};
+		from[m++] = i;
+	}
+	snprintf(prefix, sizeof(prefix), "%s/undo", tmp_prefix);
+	r = m > 0 ? gitops_push_leased(repo, url, cred, prefix, undo, m, &ue) : 0;
+	for (size_t k = 0; k < m; k++)
+		if (undo[k].pushed)
+			refs[from[k]].pushed = false;
+		else
+			left++;
+	if (m > 0 && r == 0 && left == 0)
+		snprintf(e->msg + strlen(e->msg), sizeof(e->msg) - strlen(e->msg),
+			 "; the refs it had accepted were put back, the remote is as it was");
+	else if (m > 0 || left > 0)
+		snprintf(e->msg + strlen(e->msg), sizeof(e->msg) - strlen(e->msg),
+			 "; %zu accepted ref(s) could not be put back%s%s", left,
+			 r < 0 ? ": " : "", r < 0 ? ue.msg : "");
+	free(undo);
+	free(from);
+}
+
 int gitops_push_leased(git_repository *repo, const char *url, const struct gitops_cred *cred,
 		       const char *tmp_prefix, struct gitops_push_ref *refs, size_t n,
 		       struct err *e)
@@ -245,6 +299,14 @@ int gitops_push_leased(git_repository *repo, const char *url, const struct gitop
 	}
 
 	r = push_refs(repo, url, &ps, specs, e);
+	if (r < 0 && e != NULL) {
+		bool some = false;
+
+		for (size_t i = 0; i < n; i++)
+			some = some || refs[i].pushed;
+		if (some)
+			restore_accepted(repo, url, cred, tmp_prefix, refs, n, e);
+	}
 out:
 	if (tmp != NULL)
 		drop_tmp_refs(repo, tmp, n);

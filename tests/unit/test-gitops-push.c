@@ -202,7 +202,8 @@ static void test_push_local(void)
 	/*
 	 * 3. The server cannot update one ref (its lock is held: another update is
 	 * under way): libgit2 says 0, but the push failed, and as a race it is
-	 * remote_moved (retryable), with the ref that did go through reported.
+	 * remote_moved (retryable). The ref that did go through is put back, so
+	 * the failed push leaves the remote as it was.
 	 */
 	free(TAKE_PTR(h));
 	is_int(fetch(url, &h, &n), 0, "fetch again");
@@ -220,9 +221,15 @@ static void test_push_local(void)
 	is_str(e.code, "remote_moved", "code remote_moved (a race, retryable)");
 	printf("#   %s\n", e.msg);
 	ok(!refs[0].pushed && refs[0].status[0] != '\0', "feat-1 is rejected, with the reason");
-	ok(refs[1].pushed, "feat-2 went through and says so");
+	ok(!refs[1].pushed, "feat-2 went through and was put back");
+	ok(strstr(e.msg, "put back") != NULL, "the error says the accepted ref was put back");
 	g1 = rev("remote.git", "feat-1");
 	ok(same(&g1, &n1), "the remote's feat-1 did not move");
+	{
+		git_oid back = rev("remote.git", "feat-2");
+
+		ok(git_oid_equal(&back, &refs[1].lease), "the remote's feat-2 is back at its lease");
+	}
 	ok(no_tmp_refs(), "the temporary source refs are gone after a rejection");
 	ok(sh("rm -f remote.git/refs/heads/feat-1.lock") == 0, "unlock");
 
@@ -297,15 +304,16 @@ static void test_push_daemon(void)
 	is_str(e.code, "push_rejected", "git://: code push_rejected");
 	printf("#   %s\n", e.msg);
 	ok(!refs[0].pushed, "git://: feat-1 reports the rejection");
-	ok(refs[1].pushed, "git://: feat-2 reports success");
+	ok(!refs[1].pushed, "git://: feat-2 was accepted, then put back");
 	git_oid g2 = rev("srv/smart.git", "feat-2");
-	ok(git_oid_equal(&g2, &refs[1].target), "git://: the server has feat-2's new value");
+	ok(git_oid_equal(&g2, &refs[1].lease), "git://: the server's feat-2 is back at its lease");
 
 	/* A lease that no longer holds, over the smart protocol too. */
 	memset(&e, 0, sizeof(e));
 	refs[0].pushed = refs[1].pushed = false;
 	refs[1].branch = "feat-2";
-	refs[1].target = refs[0].target; /* lease still the old value: the remote moved */
+	refs[1].lease = refs[1].target; /* a value the remote's feat-2 does not have */
+	refs[1].target = refs[0].target;
 	refs[0].branch = "main";
 	refs[0].lease = lease_of(h, n, "main");
 	r = gitops_push_leased(repo, url, NULL, "refs/repoflow/push/10", refs, 2, &e);
