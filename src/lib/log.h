@@ -14,14 +14,14 @@
 #include "job.h"
 
 /* Lifecycle message ids (made with systemd-id128 new). */
-#define LOG_MID_JOB_ACCEPTED "4b0f1f3f1c2a4f4f9a1d6a3b8e2c7d11"
-#define LOG_MID_JOB_STARTED  "9e6a3c1b5d7f4e2a8b0c1d2e3f405162"
-#define LOG_MID_JOB_PROGRESS "2c4e6a8b0d1f4a3c9e5b7d9f1a3c5e70"
-#define LOG_MID_JOB_DONE     "7a1b3c5d7e9f4b1d8c2e4f6a8b0c2d43"
-#define LOG_MID_JOB_FAILED   "c3e5a7b9d1f34c5e8a0b2d4f6a8c0e21"
-#define LOG_MID_JOB_RETRIED  "5f7a9c1e3b5d4f7a9c1e3b5d7f9a1c32"
-#define LOG_MID_JOB_ORPHAN   "e1d3c5b7a9f14e3d8c5b7a9f1e3d5c64"
-#define LOG_MID_IDLE_EXIT    "8b9c0d1e2f3a4b5c9d6e7f8091a2b3c4"
+#define LOG_MID_JOB_ACCEPTED "d6e1efae2b3644da91cf773e278bff46"
+#define LOG_MID_JOB_STARTED  "ccbb7cc763c34b9bb0eb69db2442ae98"
+#define LOG_MID_JOB_PROGRESS "7ed5d742b02847ef9fd0b103960c13e4"
+#define LOG_MID_JOB_DONE     "4c970983a18e4981968b7fd4f1d7f451"
+#define LOG_MID_JOB_FAILED   "0c03fa8a5d694f8188c2a3ee56afe17d"
+#define LOG_MID_JOB_RETRIED  "f2947a7c8cd44dc089a7c1002ff1c9c4"
+#define LOG_MID_JOB_ORPHAN   "c98798f15dc04d638ad4884e8687d20e"
+#define LOG_MID_IDLE_EXIT    "fa592814e01043c683de15ca2c89b43d"
 
 /* Call once at start: the program's name, and whether to use journald (decided from JOURNAL_STREAM). */
 void log_init(const char *ident);
