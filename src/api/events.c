@@ -4,7 +4,17 @@
  * returns it. A client keeps the last `seq` it saw and asks for what came
  * after; `last_seq` is where to resume, and stays at `after` when nothing
  * new has happened, so an idle poll never loses its place.
+ *
+ * GET /v1/repos/{repo}/events/stream: the same events, live, as
+ * server-sent events. The API only authorises the subscriber (the router
+ * did: a bearer token, or access_token in the query since EventSource
+ * cannot send headers) and hands the connection to nginx's nchan module
+ * with X-Accel-Redirect, so no FastCGI thread is held for the life of the
+ * connection. The events reach nchan from publish.c, in seq order.
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "route.h"
 
 #define EVENTS_LIMIT_DEFAULT 100
@@ -69,4 +79,44 @@ int events_list(struct request *r)
 	if (ret < 0)
 		return ret;
 	return respond_json_out(r, 200);
+}
+
+/*
+ * The nchan message id a client resumes from (Last-Event-ID, or
+ * last_event_id in the query for clients that cannot send the header):
+ * "<time>:<tag>", digits, colons and commas only. Anything else (our own
+ * seq, say) is left to the client's catch-up from events?after=.
+ */
+static bool nchan_id_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	return len > 0 && len < 128 && strspn(s, "0123456789:,") == len && strchr(s, ':') != NULL;
+}
+
+int events_stream(struct request *r)
+{
+	const char *resume = request_query(r, "last_event_id");
+	char target[256];
+
+	if (r->conf->events_publish_socket == NULL || r->conf->events_publish_socket[0] == '\0')
+		return respond_problem(r, 503, "stream_unavailable", NULL,
+				       "This server does not publish a live stream "
+				       "(events_publish_socket is not set); poll "
+				       "GET /v1/repos/%s/events?after=<seq> instead.",
+				       r->repo.name);
+	/*
+	 * The channel is the repo's id, not its name: a repo deleted and made
+	 * again under the same name does not inherit the old channel's buffer.
+	 * nchan reads a Last-Event-ID header itself; the query form is passed on.
+	 */
+	if (resume != NULL && nchan_id_valid(resume))
+		snprintf(target, sizeof(target), "/internal/events/%lld?last_event_id=%s",
+			 (long long)r->repo.id, resume);
+	else
+		snprintf(target, sizeof(target), "/internal/events/%lld", (long long)r->repo.id);
+	respond_empty(r, 200);
+	response_header(r, "X-Accel-Redirect", "%s", target);
+	response_header(r, "X-Accel-Buffering", "no");
+	return 0;
 }

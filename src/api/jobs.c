@@ -20,35 +20,6 @@
 
 /* --- GET /v1/repos/{repo}/jobs/{id} -------------------------------------- */
 
-/*
- * Whether an If-None-Match header matches etag: `*`, or a comma-separated
- * list of entity tags compared weakly (a W/ prefix is ignored), as RFC
- * 9110 asks of GET.
- */
-static bool etag_matches(const char *header, const char *etag)
-{
-	size_t elen = strlen(etag);
-	const char *p = header;
-
-	while (*p != '\0') {
-		size_t len;
-
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (*p == '*')
-			return true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		len = strcspn(p, ",");
-		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len == elen && strncmp(p, etag, len) == 0)
-			return true;
-		p += strcspn(p, ",");
-	}
-	return false;
-}
-
 int jobs_get(struct request *r)
 {
 	struct json_object *body;
@@ -67,7 +38,7 @@ int jobs_get(struct request *r)
 	snprintf(etag, sizeof(etag), "\"%lld-%lld\"", (long long)job.id, (long long)job.version);
 	finished = job_status_finished(job.status);
 
-	if (r->if_none_match != NULL && etag_matches(r->if_none_match, etag)) {
+	if (r->if_none_match != NULL && request_etag_matches(r->if_none_match, etag)) {
 		respond_empty(r, 304);
 	} else {
 		body = job_to_json(&job);
@@ -87,51 +58,6 @@ int jobs_get(struct request *r)
 }
 
 /* --- GET /v1/repos/{repo}/jobs ------------------------------------------- */
-
-/*
- * A comma-separated list of words into a bit mask through from_name (the
- * job.h parser of those words). -EINVAL on an empty or unknown word.
- */
-static int words_to_mask(const char *list, int (*from_name)(const char *), unsigned *ret)
-{
-	unsigned mask = 0;
-	const char *p = list;
-
-	for (;;) {
-		size_t len = strcspn(p, ",");
-		char word[64];
-		int v;
-
-		if (len == 0 || len >= sizeof(word))
-			return -EINVAL;
-		memcpy(word, p, len);
-		word[len] = '\0';
-		v = from_name(word);
-		if (v < 0)
-			return -EINVAL;
-		mask |= 1u << v;
-		p += len;
-		if (*p == '\0')
-			break;
-		p++;
-	}
-	*ret = mask;
-	return 0;
-}
-
-/* Append the words of mask to b, comma-separated, in enum order. */
-static int mask_to_words(struct buf *b, unsigned mask, const char *(*name)(int), int max)
-{
-	bool first = true;
-	int ret = 0;
-
-	for (int i = 0; i < max; i++)
-		if (mask & (1u << i)) {
-			ret |= buf_printf(b, "%s%s", first ? "" : ",", name(i));
-			first = false;
-		}
-	return ret;
-}
 
 static const char *status_name(int i)
 {
@@ -154,12 +80,12 @@ static struct json_object *jobs_next_url(const struct request *r, const struct j
 	ret = buf_printf(&b, "/v1/repos/%s/jobs?", r->repo.name);
 	if (ret == 0 && f->status_mask != 0) {
 		ret |= buf_puts(&b, "status=");
-		ret |= mask_to_words(&b, f->status_mask, status_name, JOB_STATUS_MAX);
+		ret |= query_mask_words(&b, f->status_mask, status_name, JOB_STATUS_MAX);
 		ret |= buf_puts(&b, "&");
 	}
 	if (ret == 0 && f->kind_mask != 0) {
 		ret |= buf_puts(&b, "kind=");
-		ret |= mask_to_words(&b, f->kind_mask, kind_name, JOB_KIND_MAX);
+		ret |= query_mask_words(&b, f->kind_mask, kind_name, JOB_KIND_MAX);
 		ret |= buf_puts(&b, "&");
 	}
 	if (ret == 0)
@@ -223,12 +149,12 @@ int jobs_list(struct request *r)
 	if (errors == NULL)
 		return -ENOMEM;
 	v = request_query(r, "status");
-	if (v != NULL && words_to_mask(v, job_status_from_name, &f.status_mask) < 0)
+	if (v != NULL && query_words_mask(v, job_status_from_name, &f.status_mask) < 0)
 		problem_error_add(errors, "status",
 				  "must be a comma-separated list of queued, running, completed, "
 				  "error, canceled");
 	v = request_query(r, "kind");
-	if (v != NULL && words_to_mask(v, job_kind_from_name, &f.kind_mask) < 0)
+	if (v != NULL && query_words_mask(v, job_kind_from_name, &f.kind_mask) < 0)
 		problem_error_add(errors, "kind", "must be a comma-separated list of job kinds");
 	request_query_int64(r, "limit", 1, JOBS_LIMIT_MAX, JOBS_LIMIT_DEFAULT, errors, &limit);
 	request_query_int64(r, "before", 1, INT64_MAX, 0, errors, &before);

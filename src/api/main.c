@@ -44,6 +44,7 @@
 #include "conf.h"
 #include "log.h"
 #include "commit.h"
+#include "publish.h"
 #include "request.h"
 #include "route.h"
 #include "store.h"
@@ -467,10 +468,21 @@ int main(int argc, char **argv)
 		ret = serve_cgi(&conf, store);
 		store_close(store);
 	} else {
+		struct publisher *pub = NULL;
+
 		store_close(store);
+		/*
+		 * Events go to the live stream after each group COMMIT: the
+		 * store's commit hook only wakes the publisher's thread.
+		 */
+		if (publisher_start(&conf, &pub, &e) < 0)
+			log_msg(LOG_WARNING, "no live stream: %s", e.msg);
+		store_set_commit_hook(publisher_kick, pub);
 		if (bound)
 			log_msg(LOG_INFO, "listening on %s", socket_path);
 		ret = serve_fastcgi(&conf, listen_fd);
+		store_set_commit_hook(NULL, NULL);
+		publisher_stop(pub);
 		close(listen_fd);
 		if (bound)
 			unlink_ours(socket_path);

@@ -151,6 +151,9 @@ int request_parse_query(struct request *r)
 {
 	const char *p = r->query;
 
+	if (r->query_parsed)
+		return 0;
+	r->query_parsed = true;
 	while (*p != '\0') {
 		size_t len = strcspn(p, "&"), klen;
 		const char *eq = memchr(p, '=', len);
@@ -183,6 +186,70 @@ int request_parse_query(struct request *r)
 			p++;
 	}
 	return 0;
+}
+
+int query_words_mask(const char *list, int (*from_name)(const char *), unsigned *ret)
+{
+	unsigned mask = 0;
+	const char *p = list;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char word[64];
+		int v;
+
+		if (len == 0 || len >= sizeof(word))
+			return -EINVAL;
+		memcpy(word, p, len);
+		word[len] = '\0';
+		v = from_name(word);
+		if (v < 0)
+			return -EINVAL;
+		mask |= 1u << v;
+		p += len;
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	*ret = mask;
+	return 0;
+}
+
+int query_mask_words(struct buf *b, unsigned mask, const char *(*name)(int), int max)
+{
+	bool first = true;
+	int ret = 0;
+
+	for (int i = 0; i < max; i++)
+		if (mask & (1u << i)) {
+			ret |= buf_printf(b, "%s%s", first ? "" : ",", name(i));
+			first = false;
+		}
+	return ret;
+}
+
+bool request_etag_matches(const char *header, const char *etag)
+{
+	size_t elen = strlen(etag);
+	const char *p = header;
+
+	while (*p != '\0') {
+		size_t len;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		len = strcspn(p, ",");
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == elen && strncmp(p, etag, len) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
 }
 
 const char *request_query(const struct request *r, const char *name)
@@ -613,6 +680,8 @@ static const struct {
     {"repo_exists", "A repo with this name exists"},
     {"repo_busy", "The repo has a running job"},
     {"job_finished", "The job has already finished"},
+    {"task_exists", "The branch already has a live task"},
+    {"stream_unavailable", "The live event stream is not enabled"},
     {"body_too_large", "The request body is too large"},
     {"unsupported_media_type", "The request body has an unsupported media type"},
     {"validation_failed", "The request is not valid"},

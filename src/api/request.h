@@ -59,6 +59,7 @@ struct request {
 	char *query;		    /* the raw query string, "" when none */
 	struct query_param *params; /* the decoded query */
 	size_t nparams;
+	bool query_parsed;
 
 	/* Filled by the router before the handler runs. */
 	struct token token;
@@ -99,8 +100,22 @@ const char *request_query(const struct request *r, const char *name);
  */
 void request_query_int64(const struct request *r, const char *name, int64_t min, int64_t max,
 			 int64_t def, struct json_object *errors, int64_t *ret);
-/* Decode the raw query into r->params. -EINVAL when it is malformed. */
+/* Decode the raw query into r->params (once; later calls do nothing). -EINVAL when malformed. */
 int request_parse_query(struct request *r);
+/*
+ * A comma-separated list of words into a bit mask through from_name (the
+ * parser of those words, returning an index or a negative errno). -EINVAL
+ * on an empty or unknown word.
+ */
+int query_words_mask(const char *list, int (*from_name)(const char *), unsigned *ret);
+/* Append the words of mask (name(i) for bit i) to b, comma-separated, in index order. */
+int query_mask_words(struct buf *b, unsigned mask, const char *(*name)(int), int max);
+/*
+ * Whether an If-None-Match header matches etag: `*`, or a comma-separated
+ * list of entity tags compared weakly (a W/ prefix is ignored), as RFC
+ * 9110 asks of GET.
+ */
+bool request_etag_matches(const char *header, const char *etag);
 /* Percent-decode [s, s+len) (and '+' as space when plus is true) into a new string. */
 int url_decode(const char *s, size_t len, bool plus, char **ret);
 

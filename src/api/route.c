@@ -7,7 +7,9 @@
  *      Allow); both only reveal the public shape of the API, so they come
  *      before authentication;
  *   2. a bearer token (401 with WWW-Authenticate), except for the health
- *      check;
+ *      check; the event stream also takes it as the access_token query
+ *      parameter, because a browser's EventSource cannot send headers
+ *      (the token then shows in URLs: doc/api.md says what that costs);
  *   3. the token's scope: admin-only routes refuse repo tokens (403), and
  *      a repo token naming any other repo gets 403 whether or not that
  *      repo exists, so a repo token never learns which other repos exist;
@@ -22,32 +24,12 @@
 
 #include "validate.h"
 
-#define ROUTE_PUBLIC (1u << 0) /* no token needed */
-#define ROUTE_ADMIN  (1u << 1) /* admin tokens only */
+#define ROUTE_PUBLIC      (1u << 0) /* no token needed */
+#define ROUTE_ADMIN       (1u << 1) /* admin tokens only */
+#define ROUTE_QUERY_TOKEN (1u << 2) /* the token may also come as ?access_token= */
 
 /* The largest bearer secret worth looking up; ours are AUTH_SECRET_LEN - 1 bytes. */
 #define ROUTE_SECRET_MAX 512
-
-static int not_implemented_log(struct request *r)
-{
-	return respond_problem(r, 501, "not_implemented", NULL,
-			       "The job log is not served by the API yet; on the server, run "
-			       "journalctl JOB_ID=%lld.",
-			       (long long)r->id);
-}
-
-static int not_implemented_stream(struct request *r)
-{
-	return respond_problem(r, 501, "not_implemented", NULL,
-			       "The live event stream is not implemented yet; poll "
-			       "GET /v1/repos/%s/events?after=<seq> instead.",
-			       r->repo.name);
-}
-
-static int not_implemented_tasks(struct request *r)
-{
-	return respond_problem(r, 501, "not_implemented", NULL, "Tasks are not implemented yet.");
-}
 
 struct route {
 	const char *method;
@@ -67,12 +49,12 @@ static const struct route routes[] = {
     {"GET", "/v1/repos/{repo}/jobs", jobs_list, 0},
     {"GET", "/v1/repos/{repo}/jobs/{id}", jobs_get, 0},
     {"POST", "/v1/repos/{repo}/jobs/{id}/cancel", jobs_cancel, 0},
-    {"GET", "/v1/repos/{repo}/jobs/{id}/log", not_implemented_log, 0},
+    {"GET", "/v1/repos/{repo}/jobs/{id}/log", joblog_get, 0},
     {"GET", "/v1/repos/{repo}/events", events_list, 0},
-    {"GET", "/v1/repos/{repo}/events/stream", not_implemented_stream, 0},
-    {"GET", "/v1/repos/{repo}/tasks", not_implemented_tasks, 0},
-    {"POST", "/v1/repos/{repo}/tasks", not_implemented_tasks, 0},
-    {"GET", "/v1/repos/{repo}/tasks/{id}", not_implemented_tasks, 0},
+    {"GET", "/v1/repos/{repo}/events/stream", events_stream, ROUTE_QUERY_TOKEN},
+    {"GET", "/v1/repos/{repo}/tasks", tasks_list, 0},
+    {"POST", "/v1/repos/{repo}/tasks", tasks_create, 0},
+    {"GET", "/v1/repos/{repo}/tasks/{id}", tasks_get, 0},
 };
 
 /* The still-encoded path segments a pattern captured. */
@@ -133,38 +115,18 @@ static int respond_unauthorized(struct request *r, bool invalid, const char *det
 	return response_header(r, "WWW-Authenticate", "Bearer realm=\"repoflow\"");
 }
 
-/* Find the token of `Authorization: Bearer <secret>`; on failure the response is set. */
-static int route_authenticate(struct request *r)
+/* Look up the token whose secret is [s, s+len); on failure the response is set. */
+static int route_lookup_secret(struct request *r, const char *s, size_t len)
 {
 	char secret[ROUTE_SECRET_MAX + 1];
-	const char *h = r->authorization;
 	struct err e = {{0}, {0}};
-	size_t len;
 	int ret;
 
-	if (h == NULL) {
-		respond_unauthorized(r, false,
-				     "This endpoint needs an Authorization: "
-				     "Bearer <token> header.");
-		return -EACCES;
-	}
-	while (*h == ' ' || *h == '\t')
-		h++;
-	if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) {
-		respond_unauthorized(r, true, "Only Bearer tokens are accepted.");
-		return -EACCES;
-	}
-	h += 6;
-	while (*h == ' ' || *h == '\t')
-		h++;
-	len = strlen(h);
-	while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
-		len--;
 	if (len == 0 || len > ROUTE_SECRET_MAX) {
 		respond_unauthorized(r, true, "The bearer token is not valid.");
 		return -EACCES;
 	}
-	memcpy(secret, h, len);
+	memcpy(secret, s, len);
 	secret[len] = '\0';
 
 	ret = store_token_lookup(r->store, secret, &r->token, &e);
@@ -179,6 +141,50 @@ static int route_authenticate(struct request *r)
 	}
 	r->authenticated = true;
 	return 0;
+}
+
+/*
+ * Find the token of `Authorization: Bearer <secret>`, or (query_token)
+ * of ?access_token=<secret> when there is no such header; on failure the
+ * response is set.
+ */
+static int route_authenticate(struct request *r, bool query_token)
+{
+	const char *h = r->authorization, *q;
+	size_t len;
+
+	if (h == NULL && query_token) {
+		if (request_parse_query(r) < 0) {
+			respond_problem(r, 400, "malformed_request", NULL,
+					"The query string is not validly percent-encoded.");
+			return -EINVAL;
+		}
+		q = request_query(r, "access_token");
+		if (q != NULL)
+			return route_lookup_secret(r, q, strlen(q));
+	}
+	if (h == NULL) {
+		respond_unauthorized(r, false,
+				     query_token ? "This endpoint needs an Authorization: "
+						   "Bearer <token> header or an access_token "
+						   "parameter."
+						 : "This endpoint needs an Authorization: "
+						   "Bearer <token> header.");
+		return -EACCES;
+	}
+	while (*h == ' ' || *h == '\t')
+		h++;
+	if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) {
+		respond_unauthorized(r, true, "Only Bearer tokens are accepted.");
+		return -EACCES;
+	}
+	h += 6;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	len = strlen(h);
+	while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+		len--;
+	return route_lookup_secret(r, h, len);
 }
 
 /* Decode, scope-check and load the {repo} of the path into r->repo. */
@@ -293,7 +299,7 @@ void route_request(struct request *r)
 			response_header(r, "Retry-After", "5");
 			return;
 		}
-		if (route_authenticate(r) < 0)
+		if (route_authenticate(r, (found->flags & ROUTE_QUERY_TOKEN) != 0) < 0)
 			return;
 	}
 	if ((found->flags & ROUTE_ADMIN) && !r->token.admin) {

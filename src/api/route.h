@@ -1,7 +1,7 @@
 /*
  * route.h - the API's resources and the one entry point that dispatches a
  * request to them. The table itself lives in route.c; each resource file
- * (repos.c, actions.c, jobs.c, events.c, health.c, branches.c) implements
+ * (repos.c, actions.c, jobs.c, events.c, tasks.c, health.c, branches.c) implements
  * the handlers declared here.
  *
  * A handler runs only after the router has authenticated the request,
@@ -36,7 +36,14 @@ int actions_create(struct request *r);
 int jobs_list(struct request *r);
 int jobs_get(struct request *r);
 int jobs_cancel(struct request *r);
+/* joblog.c */
+int joblog_get(struct request *r);
 /* events.c */
 int events_list(struct request *r);
+int events_stream(struct request *r);
+/* tasks.c */
+int tasks_create(struct request *r);
+int tasks_get(struct request *r);
+int tasks_list(struct request *r);
 
 #endif

@@ -5,7 +5,8 @@
  *
  * repoflowctl is shaped like cgit: repoflowctl.c holds one static table of
  * verbs and does all argument parsing, help and store opening; each verb
- * group (repo.c, token.c, job.c) holds only handlers, and output.c holds
+ * group (repo.c, token.c, job.c) and each larger verb (logs.c, doctor.c)
+ * holds only handlers, and output.c holds
  * how everything is printed. A handler receives an open store and its
  * positional arguments, prints its result, and returns an exit code.
  * Library calls return negative errno values; the handlers turn them into
@@ -37,6 +38,7 @@ enum ctl_opt {
 	CTL_OPT_STATUS = 1 << 3,
 	CTL_OPT_KIND = 1 << 4,
 	CTL_OPT_LIMIT = 1 << 5,
+	CTL_OPT_FOLLOW = 1 << 6,
 };
 
 /* The command line after parsing. Strings are borrowed from argv. */
@@ -47,6 +49,7 @@ struct ctl_args {
 	const char *status;
 	const char *kind;
 	const char *limit;
+	bool follow;
 	char **pos; /* positional arguments after the verb words */
 	int npos;
 };
@@ -57,6 +60,7 @@ struct ctl;
 
 enum verb_flags {
 	VERB_NO_MIGRATE = 1 << 0, /* open the store without applying migrations */
+	VERB_NO_STORE = 1 << 1,	  /* the handler reads the configuration and the store itself */
 };
 
 /*
@@ -83,6 +87,7 @@ struct ctl {
 	bool json;
 	struct conf conf;
 	struct store *store;
+	const char *config; /* --config, NULL when not given (for VERB_NO_STORE verbs) */
 };
 
 /* --- output helpers (output.c) ----------------------------------------- */
@@ -154,5 +159,9 @@ int ctl_token_revoke(struct ctl *c, const struct ctl_args *a);
 int ctl_job_list(struct ctl *c, const struct ctl_args *a);
 int ctl_job_show(struct ctl *c, const struct ctl_args *a);
 int ctl_job_cancel(struct ctl *c, const struct ctl_args *a);
+int ctl_job_retry(struct ctl *c, const struct ctl_args *a);
+
+int ctl_logs(struct ctl *c, const struct ctl_args *a);
+int ctl_doctor(struct ctl *c, const struct ctl_args *a);
 
 #endif

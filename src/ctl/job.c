@@ -1,5 +1,5 @@
 /*
- * job.c - the `job` verbs of repoflowctl: list, show, cancel.
+ * job.c - the `job` verbs of repoflowctl: list, show, cancel, retry.
  *
  * Jobs are addressed by id alone here (ids are unique across repos); the
  * API names the repo in every job URL for sharding, but an operator on the
@@ -10,6 +10,11 @@
 #include "ctl.h"
 
 #include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "wake.h"
 
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX	   1000
@@ -237,5 +242,107 @@ int ctl_job_cancel(struct ctl *c, const struct ctl_args *a)
 		       (long long)id);
 	else
 		printf("Canceled job %lld.\n", (long long)id);
+	return CTL_OK;
+}
+
+/* Why a job cannot be retried: it has not finished. */
+static int retry_refused(int64_t id, const struct job *j)
+{
+	ctl_error("job %lld is %s; only a finished job (completed, error or canceled) can be "
+		  "retried%s",
+		  (long long)id, job_status_names[j->status],
+		  j->status == JOB_QUEUED ? ": it will run" : ": cancel it first");
+	return CTL_FAILURE;
+}
+
+/*
+ * A new job with the kind, branch, parent and options of a finished one,
+ * queued as if the same action had been posted again (an identical job
+ * still queued is returned instead, as the API deduplicates). The old job
+ * is read and the new one written in one transaction, then the worker is
+ * woken as the API would wake it.
+ */
+int ctl_job_retry(struct ctl *c, const struct ctl_args *a)
+{
+	_cleanup_(job_release) struct job old = {0};
+	_cleanup_(job_release) struct job j = {0};
+	struct job_request rq;
+	struct err e = {0};
+	int64_t id;
+	int r, code;
+	bool woken;
+
+	code = ctl_parse_id(c, a->pos[0], &id);
+	if (code != CTL_OK)
+		return code;
+	code = ctl_begin(c);
+	if (code != CTL_OK)
+		return code;
+	r = store_job_get(c->store, 0, id, &old, &e);
+	if (r < 0) {
+		store_rollback(c->store);
+		if (r == -ENOENT) {
+			ctl_error("no job %lld", (long long)id);
+			return CTL_FAILURE;
+		}
+		return ctl_fail(&e, r, "cannot read job %lld", (long long)id);
+	}
+	if (!job_status_finished(old.status)) {
+		store_rollback(c->store);
+		return retry_refused(id, &old);
+	}
+	rq = (struct job_request){
+	    .repo_id = old.repo_id,
+	    .repo = old.repo,
+	    .kind = old.kind,
+	    .branch = old.branch,
+	    .parent = old.parent,
+	    .max_attempts = c->conf.max_attempts,
+	    .idem_ttl_s = c->conf.idempotency_ttl_s,
+	};
+	job_options_default(&rq.options);
+	r = old.options != NULL ? job_options_from_string(old.options, &rq.options) : 0;
+	if (r < 0) {
+		store_rollback(c->store);
+		return ctl_fail(NULL, r, "job %lld has options that cannot be read back",
+				(long long)id);
+	}
+	r = store_job_enqueue(c->store, &rq, &j, &e);
+	if (r < 0) {
+		store_rollback(c->store);
+		return ctl_fail(&e, r, "cannot queue a new job");
+	}
+	code = ctl_commit(c);
+	if (code != CTL_OK)
+		return code;
+	/*
+	 * As an action's, the new job's log starts with its "accepted" line,
+	 * which names the job it retries. Under systemd it goes to the
+	 * journal (asked for by name: a terminal is no journal stream);
+	 * elsewhere there is no job log to start, and the terminal is left
+	 * alone.
+	 */
+	if (r == STORE_ENQUEUE_CREATED && sd_booted() > 0) {
+		setenv("REPOFLOW_LOG_JOURNAL", "1", 1);
+		log_init(PROG);
+		log_job(&j, LOG_INFO, LOG_MID_JOB_ACCEPTED,
+			"Accepted %s job %lld: a retry of job %lld", job_kinds[j.kind].name,
+			(long long)j.id, (long long)id);
+	}
+	/* Like the API's: a lost wake-up only delays the job until the worker's timer. */
+	woken = wake_send(c->conf.wake_socket) >= 0;
+
+	if (c->json)
+		return ctl_print_json(job_to_json(&j));
+	if (r == STORE_ENQUEUE_DEDUPED)
+		printf("An identical job is already queued: job %lld.\n", (long long)j.id);
+	else
+		printf("Queued job %lld, a retry of job %lld (%s%s%s).\n", (long long)j.id,
+		       (long long)id, job_kinds[j.kind].name, j.branch != NULL ? " " : "",
+		       j.branch != NULL ? j.branch : "");
+	if (!woken)
+		printf("The worker was not woken (nothing listens on %s); it runs the job when "
+		       "it next starts.\n",
+		       c->conf.wake_socket);
 	return CTL_OK;
 }

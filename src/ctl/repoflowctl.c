@@ -1,8 +1,9 @@
 /*
  * repoflowctl.c - the operator's command line: the verb table, argument
  * parsing, help, and opening the configuration and the store. The verbs
- * of one group live in their own file (repo.c, token.c, job.c), the output
- * helpers they share in output.c; the two one-word verbs, migrate and
+ * of one group live in their own file (repo.c, token.c, job.c), as do the
+ * larger one-word verbs (logs.c, doctor.c), the output
+ * helpers they share in output.c; the two small one-word verbs, migrate and
  * count, are small enough to live here.
  *
  * Every verb answers --help without touching the configuration or the
@@ -83,6 +84,41 @@ static const struct verb verbs[] = {
      "its next step boundary and changes nothing on the remote after it. A\n"
      "finished job cannot be canceled (exit status 1).\n",
      1, 1, 0, 0},
+    {"job", "retry", ctl_job_retry, "job retry ID", "Queue a finished job again.",
+     "Queues a new job with the kind, branch, parent and options of job ID,\n"
+     "which must have finished (completed, error or canceled), and wakes the\n"
+     "worker. Prints the new job (with --json, as GET returns it). When an\n"
+     "identical job is still queued, that job is returned instead.\n",
+     1, 1, 0, 0},
+    {"logs", NULL, ctl_logs, "logs ID [--follow | --limit N]", "Show a job's log lines.",
+     "Prints the journal lines of job ID, oldest first: time, priority, the\n"
+     "program that wrote it, and the message. With --json, one JSON object a\n"
+     "line, as GET /v1/repos/REPO/jobs/ID/log returns them. Reading the\n"
+     "journal needs root or the systemd-journal group.\n"
+     "\n"
+     "  --follow   keep printing new lines as they come; stops by itself once the\n"
+     "             job has finished and its last line is in\n"
+     "  --limit N  at most N lines\n",
+     1, 1, CTL_OPT_FOLLOW | CTL_OPT_LIMIT, 0},
+    {"doctor", NULL, ctl_doctor, "doctor", "Check that the installation can work.",
+     "Checks, one line each, 'ok' or 'FAIL' followed by what to do:\n"
+     "  config         the configuration file reads\n"
+     "  database       it exists, opens, and its schema is current; both services'\n"
+     "                 users may write it\n"
+     "  units          the sockets and the timer are enabled and active; no\n"
+     "                 repoflow service has failed\n"
+     "  nginx          nginx runs; the snippet is installed and an enabled site\n"
+     "                 includes it\n"
+     "  api socket     something accepts connections; nginx's user may connect\n"
+     "                 and no other user may\n"
+     "  wake socket    it is the worker socket's; the API's user may send to it\n"
+     "  journal        it is readable, also by the API's user (for the log endpoint)\n"
+     "  remote REPO    each repo's remote answers an ls-remote made as the\n"
+     "                 worker's user with the worker's credentials\n"
+     "Checks made as another user need root. With --json: {\"ok\", \"failed\",\n"
+     "\"checks\": [{\"name\", \"ok\", \"detail\", \"fix\"}]}. Exit status 1 when any\n"
+     "check failed.\n",
+     0, 0, 0, VERB_NO_STORE},
     {"count", NULL, ctl_count, "count TABLE", "Count the rows of a table.",
      "Prints the number of rows of TABLE: jobs, events, repos, branches, tokens\n"
      "or idempotency. Tests use it to prove that a rejected request changed\n"
@@ -154,8 +190,8 @@ static void print_main_help(FILE *f)
 {
 	fputs("usage: " PROG " [--config FILE] [--json] VERB [ARGS]\n"
 	      "\n"
-	      "Operate a repoflow installation: its database, repositories, API tokens\n"
-	      "and jobs.\n"
+	      "Operate a repoflow installation: its database, repositories, API tokens,\n"
+	      "jobs and their logs, and check that it can work (doctor).\n"
 	      "\n"
 	      "Verbs:\n",
 	      f);
@@ -197,6 +233,7 @@ enum {
 	OPT_VAL_STATUS,
 	OPT_VAL_KIND,
 	OPT_VAL_LIMIT,
+	OPT_VAL_FOLLOW,
 };
 
 static const struct option long_options[] = {
@@ -210,6 +247,7 @@ static const struct option long_options[] = {
     {"status", required_argument, NULL, OPT_VAL_STATUS},
     {"kind", required_argument, NULL, OPT_VAL_KIND},
     {"limit", required_argument, NULL, OPT_VAL_LIMIT},
+    {"follow", no_argument, NULL, OPT_VAL_FOLLOW},
     {},
 };
 
@@ -220,6 +258,7 @@ static const struct {
 } opt_names[] = {
     {CTL_OPT_TRUNK, "--trunk"},	  {CTL_OPT_ADMIN, "--admin"}, {CTL_OPT_REPO, "--repo"},
     {CTL_OPT_STATUS, "--status"}, {CTL_OPT_KIND, "--kind"},   {CTL_OPT_LIMIT, "--limit"},
+    {CTL_OPT_FOLLOW, "--follow"},
 };
 
 struct cmdline {
@@ -269,6 +308,10 @@ static int parse_options(int argc, char **argv, struct cmdline *cl)
 		case OPT_VAL_LIMIT:
 			cl->args.seen |= CTL_OPT_LIMIT;
 			cl->args.limit = optarg;
+			break;
+		case OPT_VAL_FOLLOW:
+			cl->args.seen |= CTL_OPT_FOLLOW;
+			cl->args.follow = true;
 			break;
 		case ':':
 			ctl_error("option '%s' needs a value", argv[optind - 1]);
@@ -377,7 +420,7 @@ static int open_store(struct ctl *c, const char *config)
 
 static int run(struct cmdline *cl)
 {
-	struct ctl c = {.json = cl->json};
+	struct ctl c = {.json = cl->json, .config = cl->config};
 	int code = CTL_OK;
 
 	if (cl->version) {
@@ -405,7 +448,8 @@ static int run(struct cmdline *cl)
 		return code;
 
 	conf_init(&c.conf);
-	code = open_store(&c, cl->config);
+	if (!(c.verb->flags & VERB_NO_STORE))
+		code = open_store(&c, cl->config);
 	if (code == CTL_OK)
 		code = c.verb->handler(&c, &cl->args);
 	if (c.store != NULL)

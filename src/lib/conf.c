@@ -53,6 +53,7 @@ static const struct conf_key conf_keys[] = {
 	INT(idempotency_ttl_s, 1, 30 * 86400, "86400"),
 	INT(branch_fresh_s, 0, 86400, "300"),
 	INT(event_keep_days, 1, 3650, "7"),
+	STR(events_publish_socket, ""),
 };
 
 static int conf_set(struct conf *c, const struct conf_key *k, const char *value)

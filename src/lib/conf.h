@@ -43,6 +43,11 @@ struct conf {
 	int idempotency_ttl_s; /* how long an Idempotency-Key is remembered */
 	int branch_fresh_s;    /* a projection row younger than this is fresh */
 	int event_keep_days;   /* events older than this may be pruned */
+	/*
+	 * nginx's nchan publisher socket (publish.h): every committed event
+	 * is POSTed there for the live stream. Empty: no live stream.
+	 */
+	char *events_publish_socket;
 };
 
 /* Fill with defaults. */

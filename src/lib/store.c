@@ -264,9 +264,23 @@ int store_begin(struct store *s, struct err *e)
 	return store_step_done(s, "BEGIN IMMEDIATE", e);
 }
 
+/* The commit hook (store.h); set before threads start, read-only after. */
+static void (*commit_hook)(void *arg);
+static void *commit_hook_arg;
+
+void store_set_commit_hook(void (*fn)(void *arg), void *arg)
+{
+	commit_hook = fn;
+	commit_hook_arg = arg;
+}
+
 int store_commit(struct store *s, struct err *e)
 {
-	return store_step_done(s, "COMMIT", e);
+	int r = store_step_done(s, "COMMIT", e);
+
+	if (r == 0 && commit_hook != NULL)
+		commit_hook(commit_hook_arg);
+	return r;
 }
 
 void store_rollback(struct store *s)
@@ -292,8 +306,8 @@ void store_savepoint_rollback(struct store *s)
 
 int store_count(struct store *s, const char *table, int64_t *ret, struct err *e)
 {
-	static const char *const tables[] = {"jobs", "events", "repos", "branches", "tokens",
-					     "idempotency"};
+	static const char *const tables[] = {"jobs",   "events", "repos",	"branches",
+					     "tokens", "tasks",	 "idempotency"};
 	char sql[80];
 	sqlite3_stmt *st;
 	int rc, r;

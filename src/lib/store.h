@@ -1,6 +1,7 @@
 /*
  * store.h - everything repoflow keeps in SQLite: repos, jobs, branches (the
- * projection), events, tokens, idempotency keys, the worker's heartbeat.
+ * projection), tasks, events, tokens, idempotency keys, the worker's
+ * heartbeat.
  *
  * One `struct store` is one connection with its own prepared-statement
  * cache; it is not shared between threads (open one per thread). The
@@ -49,7 +50,7 @@ static inline void store_closep(struct store **s)
 /* Apply pending numbered migrations (PRAGMA user_version). Returns how many ran. */
 int store_migrate(struct store *s, struct err *e);
 int store_schema_version(struct store *s);
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /*
  * Copy the WAL back into the database file as far as readers allow
@@ -62,6 +63,14 @@ int store_checkpoint(struct store *s, struct err *e);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK, and savepoints (group commit). */
 int store_begin(struct store *s, struct err *e);
 int store_commit(struct store *s, struct err *e);
+/*
+ * A function every successful store_commit() of this process calls, after
+ * the COMMIT returned (so what it wrote is visible to other connections):
+ * how a program hands "new events may exist" to its publisher
+ * (publish.h). Process-wide; set once before any commit, NULL for none.
+ * It must be cheap and must not call back into the store.
+ */
+void store_set_commit_hook(void (*fn)(void *arg), void *arg);
 void store_rollback(struct store *s);
 int store_savepoint(struct store *s, struct err *e);
 int store_savepoint_release(struct store *s, struct err *e);
@@ -197,6 +206,7 @@ struct branch {
 	char *state;            /* active, merged, missing */
 	bool needs_restack;
 	int64_t synced_at;
+	int64_t task_id;        /* the branch's live task (pending or ready); 0 when none */
 };
 void branch_release(struct branch *b);
 struct json_object *branch_to_json(const struct branch *b);
@@ -272,6 +282,102 @@ int store_branch_set_needs_restack(struct store *s, int64_t repo_id, const char 
  */
 int store_branch_mark_merged(struct store *s, int64_t repo_id, const char *name, struct err *e);
 
+/* --- tasks ------------------------------------------------------------ */
+
+/*
+ * A task: a unit of work bound to one branch. It is `ready` when the
+ * branch is known (in the projection, fresh and active), else
+ * `pending_branch_attach` while a register_existing_branch job attaches
+ * it, and `attach_failed` when that job failed or was canceled. Pending
+ * and ready tasks are "live": a branch has at most one.
+ */
+enum task_state {
+	TASK_PENDING_BRANCH_ATTACH,
+	TASK_READY,
+	TASK_ATTACH_FAILED,
+	TASK_STATE_MAX,
+};
+extern const char *const task_state_names[TASK_STATE_MAX];
+/* Name to enum; -EINVAL when unknown. */
+int task_state_from_name(const char *name);
+
+#define TASK_TITLE_MAX 256
+
+struct task {
+	int64_t id;
+	int64_t repo_id;
+	char *repo;          /* the repo's name */
+	char *branch;
+	char *title;
+	enum task_state state;
+	char *head;          /* ready: the branch's head (hex) when it became ready */
+	char *reason;        /* attach_failed: why; NULL otherwise */
+	int64_t job_id;      /* the job that attaches it; 0 when none was needed */
+	int64_t version;     /* grows on every change (the ETag) */
+	int64_t created_at, updated_at;
+};
+void task_release(struct task *t);
+void task_array_free(struct task *t, size_t n);
+/* The task as GET returns it. A new object (caller puts it), NULL on ENOMEM. */
+struct json_object *task_to_json(const struct task *t);
+
+struct task_request {
+	int64_t repo_id;
+	const char *repo;   /* the repo's name */
+	const char *branch;
+	const char *title;
+	int fresh_s;        /* a projection row synced within this is fresh (conf branch_fresh_s) */
+	int max_attempts;   /* of the register_existing_branch job, when one is needed */
+	int64_t token_id;   /* who asked */
+};
+
+enum store_task_outcome {
+	STORE_TASK_READY = 0,          /* the branch is known: the task is ready */
+	STORE_TASK_PENDING = 1,        /* pending, with a new register_existing_branch job */
+	STORE_TASK_PENDING_SHARED = 2, /* pending, on a register job that was already queued */
+};
+
+/*
+ * In a transaction. Create a task for rq->branch, with its task.updated
+ * event: ready when the projection has the branch fresh and active, else
+ * pending on a register_existing_branch job (a queued one for the branch
+ * when there is one, else a new one, whose job.updated event is written
+ * too). *ret is the task; *ret_job the job when pending (release it),
+ * zeroed when ready. -EEXIST with the code "task_exists" when a live task
+ * owns the branch (its id in *ret_owner).
+ */
+int store_task_create(struct store *s, const struct task_request *rq, struct task *ret,
+		      struct job *ret_job, int64_t *ret_owner, struct err *e);
+/* repo_id 0 matches any repo. -ENOENT when absent. */
+int store_task_get(struct store *s, int64_t repo_id, int64_t id, struct task *ret, struct err *e);
+
+struct task_filter {
+	int64_t repo_id;      /* required */
+	unsigned state_mask;  /* bit per enum task_state; 0: any */
+	const char *branch;   /* NULL: any */
+	int64_t before;       /* ids below this; 0: no bound */
+	int limit;
+};
+/* Newest first. *ret is an array of *n tasks (free with task_array_free). */
+int store_task_list(struct store *s, const struct task_filter *f, struct task **ret, size_t *n,
+		    struct err *e);
+/* In a transaction. A pending task becomes ready at `head`; writes task.updated. */
+int store_task_mark_ready(struct store *s, int64_t id, const char *head, struct err *e);
+/* In a transaction. A pending task becomes attach_failed; writes task.updated. */
+int store_task_mark_attach_failed(struct store *s, int64_t id, const char *reason,
+				  struct err *e);
+/*
+ * In a transaction, called by the store when a job reaches a final status
+ * (store_job_finish, and store_job_cancel of a queued job). For a
+ * register_existing_branch job that completed (not a dry run), every
+ * pending task on its branch becomes ready with the branch's head; when
+ * it ended in error or was canceled, the pending tasks it was attaching
+ * become attach_failed with `reason`. Other jobs change nothing. Returns
+ * how many tasks changed.
+ */
+int store_task_job_finished(struct store *s, const struct job *j, enum job_status status,
+			    const char *reason, struct err *e);
+
 /* --- events ----------------------------------------------------------- */
 
 /*
@@ -285,6 +391,18 @@ int store_event_append(struct store *s, int64_t repo_id, const char *type,
 int store_event_list(struct store *s, int64_t repo_id, int64_t after, int limit,
 		     struct json_object **ret_events, int64_t *ret_last_seq, struct err *e);
 int store_event_count(struct store *s, int64_t *ret, struct err *e);
+/*
+ * Events of every repo with seq > after, oldest first, at most limit:
+ * fn(ctx, seq, repo_id, json) for each, where json is the event as
+ * store_event_list gives it, as text (borrowed for the call). Stops at the
+ * first negative return of fn and returns it. Returns how many were read.
+ * For the publisher (publish.h), which follows the feed in seq order.
+ */
+int store_event_scan(struct store *s, int64_t after, int limit,
+		     int (*fn)(void *ctx, int64_t seq, int64_t repo_id, const char *json, size_t len),
+		     void *ctx, struct err *e);
+/* The highest seq there is, 0 when none. */
+int store_event_last_seq(struct store *s, int64_t *ret, struct err *e);
 
 /* --- tokens ----------------------------------------------------------- */
 
@@ -318,7 +436,7 @@ int store_queue_stats(struct store *s, struct queue_stats *ret, struct err *e);
 /* Own transaction. The worker's heartbeat. */
 int store_worker_heartbeat(struct store *s, int64_t at, struct err *e);
 
-/* Row counts of jobs, events (and tasks later) — used by tests through repoflowctl. */
+/* Row counts of jobs, tasks, events and the other tables — used by tests through repoflowctl. */
 int store_count(struct store *s, const char *table, int64_t *ret, struct err *e);
 
 #endif

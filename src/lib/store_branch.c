@@ -12,14 +12,24 @@
  * A refresh that finds a row unchanged but for synced_at writes no event:
  * events report changes a client acts on, and a sync of an idle repo
  * would otherwise flood the feed with one event per branch.
+ *
+ * task_id is not stored here: it is read from the tasks table (the
+ * branch's live task, through the partial index tasks_live) with every
+ * row. A task change writes task.updated, which names the branch; it is
+ * not also a branch change.
  */
 #include "store_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* The live task of branch row `t` (a table name or alias), as a column. */
+#define BRANCH_TASK_ID(t)                                                                          \
+	"(SELECT k.id FROM tasks k WHERE k.repo_id = " t ".repo_id AND k.branch = " t ".name"     \
+	" AND k.state IN ('pending_branch_attach','ready'))"
 #define BRANCH_COLUMNS                                                                             \
-	"name, tracked, parent, base, head, remote_head, state, needs_restack, synced_at"
+	"name, tracked, parent, base, head, remote_head, state, needs_restack, synced_at, "        \
+	BRANCH_TASK_ID("branches")
 
 void branch_release(struct branch *b)
 {
@@ -51,6 +61,7 @@ static int branch_from_row(sqlite3_stmt *st, int col, struct branch *b)
 	b->state = store_col_dup(st, col + 6);
 	b->needs_restack = sqlite3_column_int(st, col + 7) != 0;
 	b->synced_at = sqlite3_column_int64(st, col + 8);
+	b->task_id = sqlite3_column_int64(st, col + 9); /* NULL reads as 0: no task */
 	if (b->name == NULL || b->state == NULL) {
 		branch_release(b);
 		return -ENOMEM;
@@ -88,7 +99,7 @@ struct json_object *branch_to_json(const struct branch *b)
 	r |= add(o, "remote_head", string_or_null(b->remote_head));
 	r |= add(o, "state", json_object_new_string(b->state));
 	r |= add(o, "needs_restack", json_object_new_boolean(b->needs_restack));
-	r |= add(o, "task_id", NULL);
+	r |= add(o, "task_id", b->task_id > 0 ? json_object_new_int64(b->task_id) : NULL);
 	r |= add(o, "synced_at",
 		 b->synced_at > 0 ? json_object_new_string(ms_to_rfc3339(b->synced_at, at)) : NULL);
 	if (r != 0) {
@@ -300,7 +311,7 @@ int store_branch_list(struct store *s, int64_t repo_id, const char *trunk, struc
 		"  UNION ALL SELECT b.name, d.depth + 1 FROM branches b JOIN d ON b.parent = d.name"
 		"  WHERE b.repo_id = ?1 AND b.tracked = 1 AND d.depth < 1000)"
 		" SELECT b.name, b.tracked, b.parent, b.base, b.head, b.remote_head, b.state,"
-		" b.needs_restack, b.synced_at FROM branches b"
+		" b.needs_restack, b.synced_at, " BRANCH_TASK_ID("b") " FROM branches b"
 		" JOIN (SELECT name, max(depth) AS depth FROM d GROUP BY name) d ON d.name = b.name"
 		" WHERE b.repo_id = ?1 ORDER BY b.name = ?2 DESC, d.depth, b.name";
 	struct branch *list = NULL;

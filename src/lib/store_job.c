@@ -495,6 +495,12 @@ int store_job_cancel(struct store *s, int64_t repo_id, int64_t id, struct job *r
 			return r;
 	}
 	r = store_job_get(s, repo_id, id, ret, e);
+	/* A queued job canceled is final: the tasks it was attaching fail with it. */
+	if (r == 0 && outcome == STORE_CANCELED) {
+		r = store_task_job_finished(s, ret, JOB_CANCELED, NULL, e);
+		if (r < 0)
+			job_release(ret);
+	}
 	return r < 0 ? r : outcome;
 }
 
@@ -692,9 +698,26 @@ int store_job_cancel_requested(struct store *s, const struct job *j, bool *ret, 
 	return r;
 }
 
+/* The detail of a stored problem object (JSON text) into out; false when it has none. */
+static bool problem_detail(const char *error, char *out, size_t size)
+{
+	struct json_object *p = error != NULL ? json_tokener_parse(error) : NULL, *d;
+	bool ok = false;
+
+	if (p != NULL && json_object_object_get_ex(p, "detail", &d) &&
+	    json_object_is_type(d, json_type_string)) {
+		snprintf(out, size, "%s", json_object_get_string(d));
+		ok = true;
+	}
+	json_object_put(p);
+	return ok;
+}
+
 int store_job_finish(struct store *s, struct job *j, enum job_status status, const char *message,
 		     const char *result, const char *error, struct err *e)
 {
+	char reason[512];
+
 	static const char sql[] =
 		"UPDATE jobs SET status = ?4, message = ?5, result = ?6, error = ?7,"
 		" finished_at = ?8, updated_at = ?8, lease_owner = NULL, lease_expires_at = NULL,"
@@ -716,7 +739,12 @@ int store_job_finish(struct store *s, struct job *j, enum job_status status, con
 	r = step_leased(s, st, j, e);
 	if (r == 0)
 		r = store_job_event(s, j->id, e);
-	return r;
+	/* The tasks the job was attaching settle with it, in this transaction. */
+	if (r == 0 && !problem_detail(error, reason, sizeof(reason)))
+		snprintf(reason, sizeof(reason), "%s", message != NULL ? message : "");
+	if (r == 0)
+		r = store_task_job_finished(s, j, status, reason, e);
+	return r < 0 ? r : 0;
 }
 
 int store_job_retry(struct store *s, struct job *j, int64_t run_at, const char *message,

@@ -101,6 +101,31 @@ const char *const store_migrations[] = {
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  last_seen_at INTEGER NOT NULL"
 	");",
+
+	/*
+	 * 2: tasks. At most one live task (pending or ready) per branch: the
+	 * partial unique index tasks_live is both that rule and the lookup
+	 * of a branch's task (queries say the live states literally, as for
+	 * jobs_active). tasks_job finds the tasks a finishing job attaches.
+	 */
+	"CREATE TABLE tasks ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  repo_id INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,"
+	"  branch TEXT NOT NULL,"
+	"  title TEXT NOT NULL,"
+	"  state TEXT NOT NULL"
+	"    CHECK (state IN ('pending_branch_attach','ready','attach_failed')),"
+	"  head TEXT,"
+	"  reason TEXT,"
+	"  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,"
+	"  version INTEGER NOT NULL DEFAULT 1,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX tasks_repo ON tasks(repo_id, id);"
+	"CREATE INDEX tasks_job ON tasks(job_id);"
+	"CREATE UNIQUE INDEX tasks_live ON tasks(repo_id, branch)"
+	"  WHERE state IN ('pending_branch_attach','ready');",
 };
 
 const size_t store_migrations_count = ARRAY_SIZE(store_migrations);

@@ -39,6 +39,7 @@
 #include "conf.h"
 #include "gitops.h"
 #include "log.h"
+#include "publish.h"
 #include "runner.h"
 #include "store.h"
 #include "wake.h"
@@ -177,6 +178,7 @@ struct worker {
 	struct conf conf;
 	struct store *store;
 	struct runner *runner;
+	struct publisher *publisher; /* NULL without a live stream */
 	int wake_fd, sig_fd, lock_fd;
 	bool git_ready;
 	char owner[HOST_NAME_MAX + 64];
@@ -436,6 +438,11 @@ static int worker_setup(struct worker *w)
 		return r;
 	}
 
+	/* Every COMMIT of this process wakes the publisher of the live stream. */
+	if (publisher_start(&w->conf, &w->publisher, &e) < 0)
+		log_msg(LOG_WARNING, "No live stream: %s", e.msg);
+	store_set_commit_hook(publisher_kick, w->publisher);
+
 	make_owner(w->owner, sizeof(w->owner));
 	r = runner_recover(w->store, w->owner, &e);
 	if (r < 0) {
@@ -462,6 +469,8 @@ static int worker_setup(struct worker *w)
 static void worker_release(struct worker *w)
 {
 	runner_free(w->runner);
+	store_set_commit_hook(NULL, NULL);
+	publisher_stop(w->publisher);
 	if (w->store != NULL)
 		store_close(w->store);
 	if (w->git_ready)

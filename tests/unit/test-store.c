@@ -2,7 +2,8 @@
  * test-store.c - the store on a real SQLite file: migrations, repos,
  * tokens, enqueue with dedupe and idempotency keys, claim order and
  * per-repo serialisation, leases, finish, retry, recovery, cancel, events
- * in step with every change, and the branch projection refresh.
+ * in step with every change, the branch projection refresh, tasks and the
+ * publisher's scan of the feed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,25 @@ static int enqueue(int64_t repo_id, enum job_kind kind, const char *branch, cons
 	else
 		store_rollback(s);
 	return r;
+}
+
+/* store_event_scan's callback: parse each event of one repo into an array. */
+struct scan_ctx {
+	int64_t repo_id;
+	struct json_object *got;
+};
+
+static int scan_collect(void *ctx, int64_t seq, int64_t repo_id, const char *json, size_t len)
+{
+	struct scan_ctx *sc = ctx;
+	struct json_object *o;
+
+	(void)seq;
+	(void)len;
+	if (repo_id != sc->repo_id)
+		return 0;
+	o = json_tokener_parse(json);
+	return o != NULL && json_object_array_add(sc->got, o) == 0 ? 0 : -ENOMEM;
 }
 
 static void finish(struct job *j, enum job_status st)
@@ -253,6 +273,89 @@ int main(void)
 		is_int(store_branch_list(s, web.id, "main", &list, &n, &e), 0, "branch list");
 		is_int(n, 1, "only main left");
 		branch_array_free(list, n);
+	}
+
+	/* tasks (on api: its projection knows main and feat-1, fresh) */
+	{
+		struct branch_ref refs[] = {{"main", "aaa", "aaa"}, {"feat-1", "bbb", "bbb"}};
+		struct task_request rq = {.repo_id = api.id, .repo = "api", .branch = "feat-1",
+					  .title = "t", .fresh_s = 300, .max_attempts = 3};
+		struct task t1, t2, t3;
+		struct job j = {0}, j2 = {0};
+		struct branch row;
+		int64_t owner = 0, tasks_before = count("tasks");
+
+		store_begin(s, &e);
+		store_branches_refresh(s, api.id, refs, 2, now_ms(), &e);
+		is_int(store_task_create(s, &rq, &t1, &j, &owner, &e), STORE_TASK_READY,
+		       "a fresh, active branch: ready");
+		is_str(t1.head, "bbb", "at the row's head");
+		is_int(j.id, 0, "no job");
+		is_int(store_task_create(s, &rq, &t2, &j, &owner, &e), -EEXIST, "a second live task");
+		is_str(e.code, "task_exists", "its code");
+		is_int(owner, t1.id, "the owner is named");
+		rq.branch = "feat-9";
+		is_int(store_task_create(s, &rq, &t2, &j, &owner, &e), STORE_TASK_PENDING,
+		       "an unknown branch: pending, with a new job");
+		is_int(j.kind, JOB_REGISTER_EXISTING_BRANCH, "a register job");
+		is_int(t2.job_id, j.id, "the task waits for it");
+		rq.branch = "feat-8";
+		is_int(store_task_create(s, &rq, &t3, &j2, &owner, &e), STORE_TASK_PENDING,
+		       "another branch: its own job");
+		store_commit(s, &e);
+		is_int(count("tasks"), tasks_before + 3, "three tasks");
+		is_int(store_branch_get(s, api.id, "feat-1", &row, &e), 0, "feat-1 row");
+		is_int(row.task_id, t1.id, "carries its task id");
+		branch_release(&row);
+
+		/* feat-9 appears; its job completes: ready. feat-8's job is canceled: failed. */
+		store_begin(s, &e);
+		refs[1].name = "feat-9";
+		refs[1].head = refs[1].remote_head = "ddd";
+		store_branches_refresh(s, api.id, refs, 2, now_ms(), &e);
+		is_int(store_task_job_finished(s, &j, JOB_COMPLETED, NULL, &e), 1, "one task ready");
+		{
+			int64_t id2 = j2.id;
+
+			job_release(&j2);
+			is_int(store_job_cancel(s, api.id, id2, &j2, &e), STORE_CANCELED,
+			       "cancel queued");
+		}
+		store_commit(s, &e);
+		task_release(&t2);
+		is_int(store_task_get(s, api.id, t3.id + 0, &t2, &e), 0, "get");
+		is_int(t2.state, TASK_ATTACH_FAILED, "canceled job: attach_failed");
+		ok(t2.reason != NULL && strstr(t2.reason, "canceled") != NULL, "reason says so");
+		task_release(&t2);
+		is_int(store_task_get(s, api.id, t3.id - 1, &t2, &e), 0, "get");
+		is_int(t2.state, TASK_READY, "completed job: ready");
+		is_str(t2.head, "ddd", "with the branch head");
+		is_int(t2.version, 2, "version 2");
+		task_release(&t1);
+		task_release(&t2);
+		task_release(&t3);
+		job_release(&j);
+		job_release(&j2);
+	}
+
+	/* the publisher's scan gives the events as the list does */
+	{
+		struct json_object *list = NULL;
+		struct scan_ctx sc = {api.id, json_object_new_array()};
+		int64_t lastseq = 0;
+		bool same;
+
+		is_int(store_event_list(s, api.id, 0, 1000, &list, &lastseq, &e), 0, "list api");
+		ok(store_event_scan(s, 0, 100000, scan_collect, &sc, &e) > 0, "scan every event");
+		same = json_object_array_length(sc.got) == json_object_array_length(list);
+		for (size_t i = 0; same && i < json_object_array_length(list); i++)
+			same = json_object_equal(json_object_array_get_idx(sc.got, i),
+						 json_object_array_get_idx(list, i));
+		ok(same, "the scanned text parses to the listed events");
+		json_object_put(list);
+		json_object_put(sc.got);
+		is_int(store_event_last_seq(s, &lastseq, &e), 0, "last seq");
+		is_int(lastseq, count("events"), "the highest seq (none was deleted)");
 	}
 
 	/* delete */

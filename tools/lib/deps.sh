@@ -9,7 +9,8 @@
 REPOFLOW_DEBS=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libsqlite3-dev libjson-c-dev libsystemd-dev libgit2-dev libssl-dev
-	nginx git curl jq sqlite3 wrk
+	nginx libnginx-mod-nchan git curl jq sqlite3 wrk
+	chromium
 )
 
 # Print the packages of "$@" that are not installed, one a line.

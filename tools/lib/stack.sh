@@ -27,8 +27,10 @@ rf_write_conf()
 		[wake_socket]="$dir/wake.sock"
 		[committer_name]="repoflow"
 		[committer_email]="repoflow@localhost"
+		[events_publish_socket]="$dir/nchan.sock"
 	)
-	local -a order=(database mirror_dir api_socket wake_socket committer_name committer_email)
+	local -a order=(database mirror_dir api_socket wake_socket committer_name committer_email
+		events_publish_socket)
 	for kv in "$@"; do
 		key=${kv%%=*}
 		key=${key// /}
@@ -78,6 +80,9 @@ rf_render_nginx()
 {
 	local out=$1 dir=$2 port=$3 sock=$4 web=$5
 	mkdir -p "$dir/nginx" "$dir/log" || return 1
+	# nchan's publisher socket: nginx without a master process leaves the
+	# file behind when it is killed, and would then fail to bind it.
+	rm -f "$dir/nchan.sock"
 	sed -e "s|@STATE_DIR@|$dir|g" -e "s|@PORT@|$port|g" \
 	    -e "s|@API_SOCKET@|$sock|g" -e "s|@WEB_ROOT@|$web|g" \
 	    "$(rf_nginx_template)" >"$out"
