@@ -316,7 +316,11 @@ static void run(struct worker *w)
 	w->last_active = mono_ms();
 	for (;;) {
 		struct pollfd fds[3] = {
-		    {.fd = w->wake_fd, .events = POLLIN},
+		    /*
+		     * While stopping, wake-ups are not ours to take: left in the
+		     * socket, they make systemd start the next worker.
+		     */
+		    {.fd = w->stopping ? -1 : w->wake_fd, .events = POLLIN},
 		    {.fd = w->sig_fd, .events = POLLIN},
 		    {.fd = runner_fd(w->runner), .events = POLLIN},
 		};

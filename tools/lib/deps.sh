@@ -11,6 +11,7 @@ REPOFLOW_DEBS=(
 	libfcgi-dev libsqlite3-dev libjson-c-dev libsystemd-dev libgit2-dev libssl-dev
 	nginx libnginx-mod-nchan git curl jq sqlite3 wrk
 	chromium
+	debhelper dpkg-dev fakeroot lintian scdoc bash-completion
 )
 
 # Print the packages of "$@" that are not installed, one a line.
