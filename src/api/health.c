@@ -11,14 +11,8 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "json.h"
 #include "route.h"
-
-static struct json_object *time_or_null(int64_t ms)
-{
-	char buf[RFC3339_LEN];
-
-	return ms > 0 ? json_object_new_string(ms_to_rfc3339(ms, buf)) : NULL;
-}
 
 int health_get(struct request *r)
 {
@@ -57,7 +51,7 @@ int health_get(struct request *r)
 		ret |= json_add(queue, "queued", json_object_new_int64(qs.queued));
 		ret |= json_add(queue, "running", json_object_new_int64(qs.running));
 		ret |= json_add(queue, "oldest_queued_age_s", json_object_new_double_s(age, text));
-		ret |= json_add(worker, "last_seen_at", time_or_null(qs.worker_seen_ms));
+		ret |= json_add(worker, "last_seen_at", json_time_or_null(qs.worker_seen_ms));
 	} else {
 		ret |= json_add(queue, "queued", NULL);
 		ret |= json_add(queue, "running", NULL);

@@ -714,15 +714,6 @@ int response_header(struct request *r, const char *name, const char *fmt, ...)
 	return buf_printf(&r->headers, "%s: %s\r\n", name, value);
 }
 
-int json_add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 int respond_json(struct request *r, int status, struct json_object *body)
 {
 	const char *text;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "json.h"
 #include "conf.h"
 #include "store.h"
 #include "util.h"
@@ -169,9 +170,6 @@ int respond_errno(struct request *r, int err, const struct err *e);
 struct json_object *problem_errors_new(void);
 int problem_error_add(struct json_object *errors, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* json-c's add, dropping the value when the add fails. 0 or -ENOMEM. */
-int json_add(struct json_object *o, const char *key, struct json_object *v);
 
 /*
  * A field table, in the manner of kcgi: one validator per top-level member

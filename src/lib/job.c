@@ -4,6 +4,7 @@
  * the API responses, the events and repoflowctl alike.
  */
 #include "job.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -112,34 +113,6 @@ void job_release(struct job *j)
 	memset(j, 0, sizeof(*j));
 }
 
-/* json-c's add takes ownership only on success; on failure we drop the value. */
-static int add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static struct json_object *string_or_null(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
-static struct json_object *time_or_null(int64_t ms)
-{
-	char buf[RFC3339_LEN];
-
-	return ms > 0 ? json_object_new_string(ms_to_rfc3339(ms, buf)) : NULL;
-}
-
-/* Stored JSON text back into an object; NULL when absent (or unparsable). */
-static struct json_object *parsed_or_null(const char *s)
-{
-	return s != NULL ? json_tokener_parse(s) : NULL;
-}
-
 struct json_object *job_to_json(const struct job *j)
 {
 	struct json_object *o = json_object_new_object(), *progress, *links;
@@ -152,42 +125,42 @@ struct json_object *job_to_json(const struct job *j)
 
 	progress = json_object_new_object();
 	if (progress != NULL) {
-		r |= add(progress, "step", json_object_new_int64(j->progress_step));
-		r |= add(progress, "total", json_object_new_int64(j->progress_total));
-		r |= add(progress, "detail", string_or_null(j->progress_detail));
+		r |= json_add(progress, "step", json_object_new_int64(j->progress_step));
+		r |= json_add(progress, "total", json_object_new_int64(j->progress_total));
+		r |= json_add(progress, "detail", json_string_or_null(j->progress_detail));
 	}
 	links = json_object_new_object();
 	if (links != NULL) {
 		char sub[600];
 
-		r |= add(links, "self", json_object_new_string(path));
+		r |= json_add(links, "self", json_object_new_string(path));
 		snprintf(sub, sizeof(sub), "%s/log", path);
-		r |= add(links, "log", json_object_new_string(sub));
+		r |= json_add(links, "log", json_object_new_string(sub));
 		snprintf(sub, sizeof(sub), "%s/cancel", path);
-		r |= add(links, "cancel", json_object_new_string(sub));
+		r |= json_add(links, "cancel", json_object_new_string(sub));
 	}
 
-	r |= add(o, "id", json_object_new_int64(j->id));
-	r |= add(o, "repo", json_object_new_string(j->repo));
-	r |= add(o, "kind", json_object_new_string(job_kinds[j->kind].name));
-	r |= add(o, "branch", string_or_null(j->branch));
-	r |= add(o, "parent", string_or_null(j->parent));
-	r |= add(o, "options", parsed_or_null(j->options));
-	r |= add(o, "status", json_object_new_string(job_status_names[j->status]));
-	r |= add(o, "message", json_object_new_string(j->message != NULL ? j->message : ""));
-	r |= add(o, "progress", progress);
-	r |= add(o, "attempt", json_object_new_int(j->attempt));
-	r |= add(o, "max_attempts", json_object_new_int(j->max_attempts));
-	r |= add(o, "deduplicated", json_object_new_boolean(j->deduplicated));
-	r |= add(o, "cancel_requested", json_object_new_boolean(j->cancel_requested));
-	r |= add(o, "created_at", time_or_null(j->created_at));
-	r |= add(o, "updated_at", time_or_null(j->updated_at));
-	r |= add(o, "started_at", time_or_null(j->started_at));
-	r |= add(o, "finished_at", time_or_null(j->finished_at));
-	r |= add(o, "run_at", time_or_null(j->run_at));
-	r |= add(o, "result", parsed_or_null(j->result));
-	r |= add(o, "error", parsed_or_null(j->error));
-	r |= add(o, "links", links);
+	r |= json_add(o, "id", json_object_new_int64(j->id));
+	r |= json_add(o, "repo", json_object_new_string(j->repo));
+	r |= json_add(o, "kind", json_object_new_string(job_kinds[j->kind].name));
+	r |= json_add(o, "branch", json_string_or_null(j->branch));
+	r |= json_add(o, "parent", json_string_or_null(j->parent));
+	r |= json_add(o, "options", json_parsed_or_null(j->options));
+	r |= json_add(o, "status", json_object_new_string(job_status_names[j->status]));
+	r |= json_add(o, "message", json_object_new_string(j->message != NULL ? j->message : ""));
+	r |= json_add(o, "progress", progress);
+	r |= json_add(o, "attempt", json_object_new_int(j->attempt));
+	r |= json_add(o, "max_attempts", json_object_new_int(j->max_attempts));
+	r |= json_add(o, "deduplicated", json_object_new_boolean(j->deduplicated));
+	r |= json_add(o, "cancel_requested", json_object_new_boolean(j->cancel_requested));
+	r |= json_add(o, "created_at", json_time_or_null(j->created_at));
+	r |= json_add(o, "updated_at", json_time_or_null(j->updated_at));
+	r |= json_add(o, "started_at", json_time_or_null(j->started_at));
+	r |= json_add(o, "finished_at", json_time_or_null(j->finished_at));
+	r |= json_add(o, "run_at", json_time_or_null(j->run_at));
+	r |= json_add(o, "result", json_parsed_or_null(j->result));
+	r |= json_add(o, "error", json_parsed_or_null(j->error));
+	r |= json_add(o, "links", links);
 	if (r != 0 || progress == NULL || links == NULL) {
 		json_object_put(o);
 		return NULL;

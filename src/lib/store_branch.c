@@ -19,6 +19,7 @@
  * not also a branch change.
  */
 #include "store_internal.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -69,20 +70,6 @@ static int branch_from_row(sqlite3_stmt *st, int col, struct branch *b)
 	return 0;
 }
 
-static int add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static struct json_object *string_or_null(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
 struct json_object *branch_to_json(const struct branch *b)
 {
 	struct json_object *o = json_object_new_object();
@@ -91,16 +78,16 @@ struct json_object *branch_to_json(const struct branch *b)
 
 	if (o == NULL)
 		return NULL;
-	r |= add(o, "name", json_object_new_string(b->name));
-	r |= add(o, "tracked", json_object_new_boolean(b->tracked));
-	r |= add(o, "parent", string_or_null(b->parent));
-	r |= add(o, "base", string_or_null(b->base));
-	r |= add(o, "head", string_or_null(b->head));
-	r |= add(o, "remote_head", string_or_null(b->remote_head));
-	r |= add(o, "state", json_object_new_string(b->state));
-	r |= add(o, "needs_restack", json_object_new_boolean(b->needs_restack));
-	r |= add(o, "task_id", b->task_id > 0 ? json_object_new_int64(b->task_id) : NULL);
-	r |= add(o, "synced_at",
+	r |= json_add(o, "name", json_object_new_string(b->name));
+	r |= json_add(o, "tracked", json_object_new_boolean(b->tracked));
+	r |= json_add(o, "parent", json_string_or_null(b->parent));
+	r |= json_add(o, "base", json_string_or_null(b->base));
+	r |= json_add(o, "head", json_string_or_null(b->head));
+	r |= json_add(o, "remote_head", json_string_or_null(b->remote_head));
+	r |= json_add(o, "state", json_object_new_string(b->state));
+	r |= json_add(o, "needs_restack", json_object_new_boolean(b->needs_restack));
+	r |= json_add(o, "task_id", b->task_id > 0 ? json_object_new_int64(b->task_id) : NULL);
+	r |= json_add(o, "synced_at",
 		 b->synced_at > 0 ? json_object_new_string(ms_to_rfc3339(b->synced_at, at)) : NULL);
 	if (r != 0) {
 		json_object_put(o);

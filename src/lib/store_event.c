@@ -10,6 +10,7 @@
  * same as the API's own answers.
  */
 #include "store_internal.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -40,15 +41,6 @@ int store_event_append(struct store *s, int64_t repo_id, const char *type,
 	return rc == SQLITE_DONE ? 0 : store_fail(s, rc, e);
 }
 
-static int add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 static struct json_object *event_from_row(sqlite3_stmt *st)
 {
 	struct json_object *ev = json_object_new_object();
@@ -57,11 +49,11 @@ static struct json_object *event_from_row(sqlite3_stmt *st)
 
 	if (ev == NULL)
 		return NULL;
-	r |= add(ev, "seq", json_object_new_int64(sqlite3_column_int64(st, 0)));
-	r |= add(ev, "at", json_object_new_string(ms_to_rfc3339(sqlite3_column_int64(st, 1), at)));
-	r |= add(ev, "type", json_object_new_string((const char *)sqlite3_column_text(st, 2)));
-	r |= add(ev, "id", json_tokener_parse((const char *)sqlite3_column_text(st, 3)));
-	r |= add(ev, "data", json_tokener_parse((const char *)sqlite3_column_text(st, 4)));
+	r |= json_add(ev, "seq", json_object_new_int64(sqlite3_column_int64(st, 0)));
+	r |= json_add(ev, "at", json_object_new_string(ms_to_rfc3339(sqlite3_column_int64(st, 1), at)));
+	r |= json_add(ev, "type", json_object_new_string((const char *)sqlite3_column_text(st, 2)));
+	r |= json_add(ev, "id", json_tokener_parse((const char *)sqlite3_column_text(st, 3)));
+	r |= json_add(ev, "data", json_tokener_parse((const char *)sqlite3_column_text(st, 4)));
 	if (r != 0) {
 		json_object_put(ev);
 		return NULL;

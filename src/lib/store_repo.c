@@ -5,6 +5,7 @@
  * the jobs and branches tables when read, never stored twice.
  */
 #include "store_internal.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -246,22 +247,6 @@ int store_repo_set_sync(struct store *s, int64_t repo_id, const char *status,
 	return store_repo_event(s, repo_id, e);
 }
 
-static int add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static struct json_object *time_or_null(int64_t ms)
-{
-	char buf[RFC3339_LEN];
-
-	return ms > 0 ? json_object_new_string(ms_to_rfc3339(ms, buf)) : NULL;
-}
-
 int store_repo_overview(struct store *s, const struct repo *repo, struct json_object **ret,
 			struct err *e)
 {
@@ -327,19 +312,19 @@ int store_repo_overview(struct store *s, const struct repo *repo, struct json_ob
 		json_object_put(active);
 		return err_set(e, -ENOMEM, "nomem", "out of memory");
 	}
-	r |= add(sync, "status", json_object_new_string(status));
-	r |= add(sync, "last_synced_at", time_or_null(repo->last_synced_at));
-	r |= add(sync, "last_error",
+	r |= json_add(sync, "status", json_object_new_string(status));
+	r |= json_add(sync, "last_synced_at", json_time_or_null(repo->last_synced_at));
+	r |= json_add(sync, "last_error",
 		 repo->last_error != NULL ? json_object_new_string(repo->last_error) : NULL);
-	r |= add(o, "name", json_object_new_string(repo->name));
-	r |= add(o, "remote_url", json_object_new_string(repo->remote_url));
-	r |= add(o, "trunk", json_object_new_string(repo->trunk));
-	r |= add(o, "sync", sync);
-	r |= add(o, "branches", json_object_new_int64(nbranches));
-	r |= add(o, "needs_restack", json_object_new_int64(nrestack));
-	r |= add(o, "active_jobs", active);
-	r |= add(o, "created_at", time_or_null(repo->created_at));
-	r |= add(o, "updated_at", time_or_null(repo->updated_at));
+	r |= json_add(o, "name", json_object_new_string(repo->name));
+	r |= json_add(o, "remote_url", json_object_new_string(repo->remote_url));
+	r |= json_add(o, "trunk", json_object_new_string(repo->trunk));
+	r |= json_add(o, "sync", sync);
+	r |= json_add(o, "branches", json_object_new_int64(nbranches));
+	r |= json_add(o, "needs_restack", json_object_new_int64(nrestack));
+	r |= json_add(o, "active_jobs", active);
+	r |= json_add(o, "created_at", json_time_or_null(repo->created_at));
+	r |= json_add(o, "updated_at", json_time_or_null(repo->updated_at));
 	if (r != 0) {
 		json_object_put(o);
 		return err_set(e, -ENOMEM, "nomem", "out of memory");

@@ -21,6 +21,7 @@
  * task.updated event carrying the task as GET returns it.
  */
 #include "store_internal.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -88,27 +89,6 @@ static int task_from_row(sqlite3_stmt *st, struct task *t)
 	return 0;
 }
 
-static int add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static struct json_object *string_or_null(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
-static struct json_object *time_or_null(int64_t ms)
-{
-	char buf[RFC3339_LEN];
-
-	return ms > 0 ? json_object_new_string(ms_to_rfc3339(ms, buf)) : NULL;
-}
-
 struct json_object *task_to_json(const struct task *t)
 {
 	struct json_object *o = json_object_new_object(), *links = json_object_new_object();
@@ -121,27 +101,27 @@ struct json_object *task_to_json(const struct task *t)
 		return NULL;
 	}
 	snprintf(path, sizeof(path), "/v1/repos/%s/tasks/%lld", t->repo, (long long)t->id);
-	r |= add(links, "self", json_object_new_string(path));
+	r |= json_add(links, "self", json_object_new_string(path));
 	if (t->job_id > 0) {
 		snprintf(path, sizeof(path), "/v1/repos/%s/jobs/%lld", t->repo,
 			 (long long)t->job_id);
-		r |= add(links, "job", json_object_new_string(path));
+		r |= json_add(links, "job", json_object_new_string(path));
 	} else {
-		r |= add(links, "job", NULL);
+		r |= json_add(links, "job", NULL);
 	}
 
-	r |= add(o, "id", json_object_new_int64(t->id));
-	r |= add(o, "repo", json_object_new_string(t->repo));
-	r |= add(o, "branch", json_object_new_string(t->branch));
-	r |= add(o, "title", json_object_new_string(t->title));
-	r |= add(o, "state", json_object_new_string(task_state_names[t->state]));
-	r |= add(o, "head", string_or_null(t->head));
-	r |= add(o, "reason", string_or_null(t->reason));
-	r |= add(o, "job_id", t->job_id > 0 ? json_object_new_int64(t->job_id) : NULL);
-	r |= add(o, "version", json_object_new_int64(t->version));
-	r |= add(o, "created_at", time_or_null(t->created_at));
-	r |= add(o, "updated_at", time_or_null(t->updated_at));
-	r |= add(o, "links", links);
+	r |= json_add(o, "id", json_object_new_int64(t->id));
+	r |= json_add(o, "repo", json_object_new_string(t->repo));
+	r |= json_add(o, "branch", json_object_new_string(t->branch));
+	r |= json_add(o, "title", json_object_new_string(t->title));
+	r |= json_add(o, "state", json_object_new_string(task_state_names[t->state]));
+	r |= json_add(o, "head", json_string_or_null(t->head));
+	r |= json_add(o, "reason", json_string_or_null(t->reason));
+	r |= json_add(o, "job_id", t->job_id > 0 ? json_object_new_int64(t->job_id) : NULL);
+	r |= json_add(o, "version", json_object_new_int64(t->version));
+	r |= json_add(o, "created_at", json_time_or_null(t->created_at));
+	r |= json_add(o, "updated_at", json_time_or_null(t->updated_at));
+	r |= json_add(o, "links", links);
 	if (r != 0) {
 		json_object_put(o);
 		return NULL;
