@@ -201,7 +201,9 @@ export class ActionWidget {
 		this.errorBox.hidden = false;
 	}
 
-	// Show a task (create-task widgets): its status, and the attach job's.
+	// Show a task (create-task widgets): its state, and the attach job's.
+	// `task` is the task object as GET …/tasks/{id} returns it (`state`,
+	// `head`, `reason`, `job_id`); `job` the job of its `job_id`, if known.
 	showTask(task, job) {
 		this.task = task;
 		this.job = job || null;
@@ -211,31 +213,35 @@ export class ActionWidget {
 		}
 		setAttr(this.el, 'data-task-id', task.id);
 		setAttr(this.el, 'data-job-id', job ? job.id : null);
-		this.setState(task.status);
-		setText(this.badge, task.status);
+		this.setState(task.state);
+		setText(this.badge, task.state);
 		this.progress.hidden = true;
 		let text = `task #${task.id}`;
-		if (task.status === 'pending_branch_attach' && job) text += ` · attach job ${job.status}`;
-		if (task.status === 'ready' && task.head) text += ` · at ${String(task.head).slice(0, 7)}`;
+		if (task.state === 'pending_branch_attach' && job) text += ` · attach job #${job.id} ${job.status}`;
+		if (task.state === 'ready' && task.head) text += ` · at ${String(task.head).slice(0, 7)}`;
 		setText(this.detail, text);
+		this.detail.title = task.title || '';
 		this.cancel.hidden = true;
-		if (task.status === 'attach_failed') {
-			replaceChildren(this.errorBox, h('p', {class: 'err-detail'}, taskReason(task, job)));
+		if (task.state === 'attach_failed') {
+			replaceChildren(
+				this.errorBox,
+				h('p', {class: 'err-title'}, 'The branch could not be attached'),
+				h('p', {class: 'err-detail task-reason'}, taskReason(task, job)),
+			);
 			this.errorBox.hidden = false;
 		} else {
+			replaceChildren(this.errorBox);
 			this.errorBox.hidden = true;
 		}
 	}
 }
 
-// Why a task could not be attached, from whatever the task or its job says.
+// Why a task ended attach_failed: its `reason` (the attach job's error
+// detail, or that the job was canceled); the job's own detail only if a
+// task somehow has none.
 export function taskReason(task, job) {
-	const cands = [
-		task.error && (task.error.detail || task.error.title),
-		typeof task.error === 'string' ? task.error : null,
-		task.reason,
-		task.message,
-		job && job.error && job.error.detail,
-	];
-	return cands.find((c) => typeof c === 'string' && c) || 'The branch could not be attached.';
+	if (typeof task.reason === 'string' && task.reason) return task.reason;
+	if (job && job.error && job.error.detail) return job.error.detail;
+	if (job && job.status === 'canceled') return `The attach job #${job.id} was canceled.`;
+	return 'The branch could not be attached.';
 }

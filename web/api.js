@@ -125,9 +125,10 @@ export const post = (path, body, opts) => request(path, {...opts, method: 'POST'
 
 // The URL of the live event stream. EventSource cannot send headers, so
 // the token travels as the access_token query parameter, which the stream
-// endpoint accepts for this reason alone.
-export function streamUrl(repo, after) {
+// endpoint accepts for this reason alone. Nothing else is sent: the stream
+// starts at the next new event, and the feed (feed.js) reads what came
+// before from events?after= each time the stream opens.
+export function streamUrl(repo) {
 	const q = new URLSearchParams({access_token: token()});
-	if (after !== undefined && after !== null) q.set('after', String(after));
 	return `/v1/repos/${seg(repo)}/events/stream?${q}`;
 }

@@ -35,8 +35,7 @@ const M = {
 	repo: null, // its overview, as GET /v1/repos/{repo} returns it
 	branches: new Map(), // name -> branch row, in the API's order
 	jobs: new Map(), // id -> job
-	tasks: new Map(), // id -> task
-	tasksAvailable: null, // false when the server answers 501 for tasks
+	tasks: new Map(), // id -> task, as GET …/tasks/{id} returns it
 	latest: new Map(), // widget key -> newest job id of that key
 	gen: 0, // bumped on every repo switch: late answers of an old one are dropped
 	detailJob: null, // the job whose detail and log are shown
@@ -50,7 +49,6 @@ function resetModel() {
 	M.branches = new Map();
 	M.jobs = new Map();
 	M.tasks = new Map();
-	M.tasksAvailable = null;
 	M.latest = new Map();
 	widgets.clear();
 	if (tree) tree.reset();
@@ -64,8 +62,23 @@ function jobKeys(job) {
 	return keys;
 }
 
+const FINAL = new Set(['completed', 'error', 'canceled']);
+
+// Whether `next` may replace `cur` (the same job): the API's answers and
+// the events can arrive out of order (a POST's answer after the stream
+// already brought the job's next states), so an older copy never
+// overwrites a newer one. A final status is final; otherwise the later
+// updated_at wins (RFC 3339 with milliseconds, comparable as text).
+function jobNewer(cur, next) {
+	if (!cur) return true;
+	if (FINAL.has(cur.status) && !FINAL.has(next.status)) return false;
+	if (typeof cur.updated_at === 'string' && typeof next.updated_at === 'string') return next.updated_at >= cur.updated_at;
+	return true;
+}
+
 function setJob(job) {
 	if (!job || typeof job.id !== 'number') return;
+	if (!jobNewer(M.jobs.get(job.id), job)) return;
 	M.jobs.set(job.id, job);
 	for (const key of jobKeys(job)) {
 		const cur = M.latest.get(key);
@@ -81,19 +94,26 @@ function setJob(job) {
 	if (M.detailJob === job.id) schedule('detail');
 }
 
+// The register_existing_branch job that attaches a task (null for a task
+// that was ready at once).
 function taskJobId(task) {
-	if (!task) return null;
-	if (typeof task.job_id === 'number') return task.job_id;
-	if (task.job && typeof task.job.id === 'number') return task.job.id;
-	if (typeof task.attach_job_id === 'number') return task.attach_job_id;
-	return null;
+	return task && typeof task.job_id === 'number' ? task.job_id : null;
 }
 
+const LIVE_TASK = new Set(['pending_branch_attach', 'ready']);
+
+// A task as GET …/tasks/{id}, the list and task.updated events carry it.
+// The answer to POST …/tasks has one more member, `job` (the whole attach
+// job, or null): the job goes to the jobs, the task is kept without it.
+// The task's `version` grows on every change: an older copy is ignored.
 function setTask(task) {
 	if (!task || typeof task.id !== 'number') return;
-	M.tasks.set(task.id, task);
-	if (task.job && typeof task.job === 'object' && typeof task.job.id === 'number') setJob(task.job);
-	refreshTaskWidgets(task.branch);
+	const {job, ...t} = task;
+	if (job && typeof job === 'object') setJob(job);
+	const cur = M.tasks.get(t.id);
+	if (cur && typeof cur.version === 'number' && typeof t.version === 'number' && t.version < cur.version) return;
+	M.tasks.set(t.id, t);
+	refreshTaskWidgets(t.branch);
 	schedule('tasks', 'tree');
 }
 
@@ -104,13 +124,30 @@ function latestTask(branch) {
 	return best;
 }
 
-// The task shown on a branch's row: the one the projection names, else
-// the newest live one for that branch.
+// The task shown on a branch's row: its live task (pending_branch_attach
+// or ready; a branch has at most one). The tasks (and their task.updated
+// events) say which it is; the row's own task_id is a hint that a
+// task.updated does not refresh, used only to fetch a task not loaded.
 function taskFor(name) {
-	const b = M.branches.get(name);
-	if (b && b.task_id != null && M.tasks.has(b.task_id)) return M.tasks.get(b.task_id);
-	const t = latestTask(name);
-	return t && t.status !== 'closed' ? t : null;
+	let best = null;
+	for (const t of M.tasks.values()) if (t.branch === name && LIVE_TASK.has(t.state) && (!best || t.id > best.id)) best = t;
+	return best;
+}
+
+// A branch row names a task this page has not loaded (older than the
+// list it read): fetch it.
+const taskFetches = new Set();
+function wantTask(id) {
+	if (typeof id !== 'number' || M.tasks.has(id) || taskFetches.has(id) || !M.name) return;
+	const gen = M.gen;
+	taskFetches.add(id);
+	get(`/v1/repos/${seg(M.name)}/tasks/${id}`).then(
+		(r) => {
+			taskFetches.delete(id);
+			if (gen === M.gen) setTask(r.data);
+		},
+		() => taskFetches.delete(id),
+	);
 }
 
 function refreshTaskWidgets(branch) {
@@ -125,6 +162,7 @@ function refreshTaskWidgets(branch) {
 function setBranch(b) {
 	if (!b || !b.name) return;
 	M.branches.set(b.name, b);
+	wantTask(b.task_id);
 	schedule('tree');
 }
 
@@ -396,20 +434,15 @@ function taskDialog(w, branch) {
 			try {
 				r = await post(`/v1/repos/${seg(M.name)}/tasks`, {branch: v.branch, title: v.title});
 			} catch (e) {
-				if (e instanceof ApiError && e.status === 501) M.tasksAvailable = false;
 				const t = latestTask(w.key.slice(5));
 				if (t) w.showTask(t, M.jobs.get(taskJobId(t)) || null);
 				else w.showJob(null);
 				if (e instanceof ApiError) w.rejected(e);
-				schedule('tasks');
 				throw e;
 			}
-			const d = r.data || {};
-			const task = d.task && typeof d.task === 'object' ? d.task : d;
-			const job = d.job && typeof d.job === 'object' ? d.job : null;
-			if (job) setJob(job);
-			setTask(task);
-			M.tasksAvailable = true;
+			// 201: the task, ready, with "job": null; 202: the task,
+			// pending_branch_attach, with "job": the attach job.
+			setTask(r.data);
 			feed && feed.nudge();
 		},
 	});
@@ -566,13 +599,6 @@ function tdc(label, cls, ...children) {
 
 function renderTasks() {
 	const box = $('tasks-body');
-	const note = $('tasks-note');
-	if (M.tasksAvailable === false) {
-		setText(note, 'This server does not serve tasks yet (501 Not Implemented).');
-		note.hidden = false;
-	} else {
-		note.hidden = true;
-	}
 	const tasks = [...M.tasks.values()].sort((a, b) => b.id - a.id);
 	replaceChildren(
 		box,
@@ -581,20 +607,22 @@ function renderTasks() {
 					const job = M.jobs.get(taskJobId(t));
 					return h(
 						'li',
-						{dataset: {taskId: String(t.id), branch: t.branch || '', state: t.status}},
+						{dataset: {taskId: String(t.id), branch: t.branch || '', state: t.state}},
 						h('span', {class: 'task-label'}, `#${t.id}`),
 						' ',
 						h('code', null, t.branch || '?'),
 						' ',
 						h('span', {class: 'task-title'}, t.title || ''),
 						' ',
-						h('span', {class: `badge s-${t.status}`}, t.status),
-						t.status === 'ready' && t.head ? h('span', {class: 'muted'}, ` at ${shortSha(t.head)}`) : null,
-						job && t.status === 'pending_branch_attach' ? h('span', {class: 'muted'}, ` (job #${job.id} ${job.status})`) : null,
-						t.status === 'attach_failed' ? h('p', {class: 'error'}, taskReason(t, job)) : null,
+						h('span', {class: `badge s-${t.state}`}, t.state),
+						t.state === 'ready' && t.head ? h('span', {class: 'muted'}, ` at ${shortSha(t.head)}`) : null,
+						t.state === 'pending_branch_attach' && taskJobId(t) !== null
+							? h('span', {class: 'muted'}, ` (job #${taskJobId(t)}${job ? ` ${job.status}` : ''})`)
+							: null,
+						t.state === 'attach_failed' ? h('p', {class: 'error task-reason'}, taskReason(t, job)) : null,
 					);
 				})
-			: h('li', {class: 'muted'}, M.tasksAvailable === false ? 'No tasks.' : 'No tasks yet.'),
+			: h('li', {class: 'muted'}, 'No tasks yet.'),
 	);
 }
 
@@ -704,19 +732,12 @@ function saveSeqHint() {
 // when the repo changed meanwhile.
 async function readState(gen, name) {
 	const base = `/v1/repos/${seg(name)}`;
-	const tasksP = get(`${base}/tasks`).then(
-		(r) => ({ok: true, data: r.data}),
-		(e) => {
-			if (e instanceof ApiError && (e.status === 501 || e.status === 404 || e.status === 405)) return {ok: false};
-			throw e;
-		},
-	);
 	const [ov, br, recent, active, tasks] = await Promise.all([
 		get(base),
 		get(`${base}/branches`),
 		get(`${base}/jobs?limit=50`),
 		get(`${base}/jobs?status=queued,running&limit=200`),
-		tasksP,
+		get(`${base}/tasks?limit=200`),
 	]);
 	if (gen !== M.gen) return false;
 	M.repo = ov.data;
@@ -724,13 +745,18 @@ async function readState(gen, name) {
 	M.branches = new Map();
 	for (const b of br.data.branches || []) M.branches.set(b.name, b);
 	for (const j of [...(recent.data.jobs || []), ...(active.data.jobs || [])]) setJob(j);
-	if (tasks.ok) {
-		M.tasksAvailable = true;
-		const list = Array.isArray(tasks.data) ? tasks.data : (tasks.data && tasks.data.tasks) || [];
-		for (const t of list) setTask(t);
-	} else {
-		M.tasksAvailable = false;
+	for (const t of tasks.data.tasks || []) setTask(t);
+	// The attach jobs of pending tasks, when the job lists did not have them.
+	for (const t of M.tasks.values()) {
+		const id = taskJobId(t);
+		if (t.state === 'pending_branch_attach' && id !== null && !M.jobs.has(id)) {
+			get(`${base}/jobs/${id}`).then(
+				(r) => gen === M.gen && setJob(r.data),
+				() => {},
+			);
+		}
 	}
+	for (const b of M.branches.values()) wantTask(b.task_id);
 	return true;
 }
 
@@ -767,7 +793,7 @@ async function openRepo(name) {
 			onEvent: applyEvent,
 			onBatchEnd: saveSeqHint,
 			onStatus: setConn,
-			busy: () => [...M.jobs.values()].some(jobActive) || [...M.tasks.values()].some((t) => t.status === 'pending_branch_attach'),
+			busy: () => [...M.jobs.values()].some(jobActive) || [...M.tasks.values()].some((t) => t.state === 'pending_branch_attach'),
 			onResync: async () => {
 				await readState(gen, name);
 				schedule('overview', 'tree', 'jobs', 'tasks', 'detail');

@@ -1,17 +1,24 @@
 // feed.js - follows one repo's event feed.
 //
-// The API's contract: a client that (re)connects first reads
-// GET …/events?after=<seq> from SQLite, then follows the live stream;
-// polling alone must stay a complete path. So this follower:
+// The API's contract (doc/api.md, "Events"): SQLite is the record and the
+// live stream a fast path. A client reads GET …/events?after=<the last
+// seq it applied> every time the stream opens, then follows the stream,
+// dropping any event at or below the last seq it applied; polling alone
+// must stay a complete path. So this follower:
 //
 //   - always polls `events?after=` (quickly while there is no stream,
 //     slowly as a safety net while there is one);
-//   - opens the server-sent event stream when the server has one, and
-//     after every (re)open polls once more, so nothing committed between
-//     the last poll and the subscription is missed;
+//   - opens the server-sent event stream (…/events/stream, via nginx
+//     nchan) when the server has one. Each message's `data:` is one event
+//     exactly as `events?after=` returns it, `seq` included; its `id:` is
+//     nchan's message id, not a seq, and is not used here;
+//   - on every `open` of the stream (the first and each reopen) reads
+//     `events?after=` again with a request that starts after the open,
+//     and holds the stream's events until that read is done: an event
+//     committed before the subscription comes from SQLite, one committed
+//     after it from the stream, and none is applied out of order;
 //   - applies each event exactly once, in `seq` order (an event at or
-//     below the last applied seq is dropped; stream events that arrive
-//     while a poll is in flight wait for it);
+//     below the last applied seq is dropped);
 //   - on a failure reports "reconnecting", backs off, and on recovery
 //     asks the app to read the whole state again (onResync), because a
 //     gap in what it saw can only be repaired from the API's state.
@@ -53,7 +60,8 @@ export async function tailSeq(repo, lower = 0) {
 
 export class Feed {
 	// opts: {repo, after, onEvent(ev), onBatchEnd(), onStatus(kind, text),
-	//        onResync() -> Promise<seq>, fastMs, slowMs, streamSafetyMs}
+	//        onResync() -> Promise<seq>, busy() -> bool, fastMs, slowMs,
+	//        streamSafetyMs}
 	constructor(opts) {
 		this.repo = opts.repo;
 		this.seq = opts.after || 0;
@@ -70,6 +78,11 @@ export class Feed {
 		this.streamOpen = false;
 		this.streamRetryAt = 0;
 		this.streamFailures = 0;
+		// Each `open` of the stream bumps opens; caughtUp is the opens value
+		// at the start of the last complete read of events?after=. Stream
+		// events wait in `held` until caughtUp === opens.
+		this.opens = 0;
+		this.caughtUp = 0;
 		this.polling = false;
 		this.held = [];
 		this.timer = null;
@@ -111,31 +124,55 @@ export class Feed {
 		return true;
 	}
 
+	// Whether the stream's events must wait: while a read of the feed is in
+	// flight (it applies what it finds first, in seq order), and after each
+	// open of the stream until a read that started after it is done.
+	get holding() {
+		return this.polling || this.caughtUp !== this.opens;
+	}
+
+	// A stream opened whose catch-up read has not finished.
+	get behind() {
+		return this.caughtUp !== this.opens;
+	}
+
+	// Apply the stream events that waited for a catch-up, in seq order.
+	releaseHeld() {
+		if (this.holding || !this.held.length) return;
+		const held = this.held.sort((a, b) => a.seq - b.seq);
+		this.held = [];
+		let any = false;
+		for (const ev of held) any = this.apply(ev) || any;
+		if (any) this.onBatchEnd();
+	}
+
 	// One catch-up: page through events after this.seq until none are left.
 	async poll() {
+		const opens = this.opens;
 		this.polling = true;
 		try {
 			for (;;) {
 				const r = await get(`/v1/repos/${seg(this.repo)}/events?after=${this.seq}&limit=${PAGE}`);
+				if (this.stopped) return;
 				const events = (r.data && r.data.events) || [];
 				for (const ev of events) this.apply(ev);
 				if (events.length) this.onBatchEnd();
 				if (events.length < PAGE) break;
 			}
+			// Every event committed before the stream's open number `opens` is
+			// applied now (this read started after that open).
+			this.caughtUp = Math.max(this.caughtUp, opens);
 		} finally {
 			this.polling = false;
-			const held = this.held;
-			this.held = [];
-			let any = false;
-			for (const ev of held) any = this.apply(ev) || any;
-			if (any) this.onBatchEnd();
 		}
+		this.releaseHeld();
 	}
 
 	async loop() {
 		while (!this.stopped) {
 			try {
 				await this.poll();
+				if (this.stopped) return;
 				if (this.failures > 0) {
 					// Back after a failure: what happened meanwhile may not all be
 					// in the feed we can still page (or the server was restored):
@@ -148,6 +185,9 @@ export class Feed {
 				}
 				this.maybeOpenStream();
 				this.reportLive();
+				// The stream (re)opened while that read was in flight: read again
+				// at once, from a request that starts after the open.
+				if (this.behind) continue;
 				const wait = this.streamOpen ? this.streamSafetyMs : this.busy() ? this.fastMs : this.slowMs;
 				await this.sleep(wait);
 			} catch (e) {
@@ -167,8 +207,8 @@ export class Feed {
 	}
 
 	reportLive() {
-		if (this.streamOpen) this.onStatus('stream', 'Live: following the event stream');
-		else this.onStatus('poll', 'Live: polling the event feed');
+		if (this.streamOpen && !this.behind) this.onStatus('stream', 'Live: following the event stream');
+		else if (!this.streamOpen) this.onStatus('poll', 'Live: polling the event feed');
 	}
 
 	maybeOpenStream() {
@@ -176,61 +216,52 @@ export class Feed {
 		if (Date.now() < this.streamRetryAt) return;
 		let es;
 		try {
-			es = new EventSource(streamUrl(this.repo, this.seq));
+			es = new EventSource(streamUrl(this.repo));
 		} catch {
 			this.streamRetryAt = Date.now() + 60000;
 			return;
 		}
 		this.es = es;
 		let opened = false;
-		const onData = (msg) => {
+		// One message: `data:` is one event as events?after= has it, seq
+		// included; messages have no `event:` name, so they come to
+		// onmessage. (`lastEventId` is nchan's id, not a seq.)
+		es.onmessage = (msg) => {
 			let ev;
 			try {
 				ev = JSON.parse(msg.data);
 			} catch {
-				return;
+				ev = null;
 			}
-			const seq = Number(msg.lastEventId);
-			if (ev && typeof ev.type !== 'string' && msg.type !== 'message' && Number.isInteger(seq)) {
-				// The stream named the event and sent only its object.
-				ev = {seq, type: msg.type, id: ev.id !== undefined ? ev.id : ev.name, data: ev};
-			}
-			if (!ev || typeof ev.type !== 'string') {
-				// A shape this page does not know: let the feed tell.
+			if (!ev || typeof ev.seq !== 'number' || typeof ev.type !== 'string') {
+				// Not an event this page knows: the feed has it, if anything.
 				this.nudge();
 				return;
 			}
-			if (typeof ev.seq === 'string' && /^[0-9]+$/.test(ev.seq)) ev.seq = Number(ev.seq);
-			if (typeof ev.seq !== 'number' && Number.isInteger(seq) && msg.lastEventId !== '') ev.seq = seq;
-			if (typeof ev.seq !== 'number') {
-				// No seq to place it by: fetch it (with its seq) from the feed.
-				this.nudge();
-				return;
-			}
-			if (this.polling) {
+			if (this.holding) {
 				this.held.push(ev);
 				return;
 			}
 			if (this.apply(ev)) this.onBatchEnd();
 		};
-		es.onmessage = onData;
-		for (const t of ['job.updated', 'task.updated', 'branch.updated', 'branch.removed', 'repo.updated'])
-			es.addEventListener(t, onData);
 		es.onopen = () => {
+			// Resume from SQLite on every open: hold the stream until a read of
+			// events?after= that starts now has been applied.
 			opened = true;
+			this.opens += 1;
 			this.streamOpen = true;
 			this.streamFailures = 0;
-			this.reportLive();
-			// Close the gap between the last poll and the subscription.
 			this.nudge();
 		};
 		es.onerror = () => {
 			// Whatever the browser would do next, resume from SQLite first:
-			// close, poll, and open again a little later.
+			// close, poll, and open again a little later (that open reads the
+			// feed again before following the stream).
 			this.closeStream();
 			this.streamFailures += 1;
-			// A stream that never opened is most likely absent (501) or
-			// refused: try again in a minute, and poll meanwhile.
+			// A stream that never opened is most likely absent (503
+			// stream_unavailable) or refused: try again in a minute, and poll
+			// meanwhile.
 			const backoff = opened ? Math.min(1000 * 2 ** Math.min(this.streamFailures, 5), 30000) : 60000;
 			this.streamRetryAt = Date.now() + backoff;
 			this.reportLive();
@@ -245,5 +276,8 @@ export class Feed {
 		}
 		this.es = null;
 		this.streamOpen = false;
+		// What the closed stream held is in the feed: the next read gets it.
+		this.held = [];
+		this.caughtUp = this.opens;
 	}
 }

@@ -123,7 +123,7 @@ export class StackTree {
 	updateRow(row, b, trunk) {
 		const isTrunk = b.name === trunk;
 		const task = this.hooks.taskFor(b.name);
-		const sig = JSON.stringify([b, isTrunk, task && [task.id, task.status, task.title]]);
+		const sig = JSON.stringify([b, isTrunk, task && [task.id, task.state, task.title, task.head]]);
 		if (sig !== row.sig) {
 			row.sig = sig;
 			row.li.classList.toggle('trunk', isTrunk);
@@ -167,11 +167,11 @@ export class StackTree {
 function taskChip(task) {
 	return h(
 		'span',
-		{class: 'task-chip', dataset: {taskId: String(task.id), state: task.status}},
+		{class: 'task-chip', dataset: {taskId: String(task.id), state: task.state}},
 		h('span', {class: 'task-label'}, `Task #${task.id}`),
 		task.title ? h('span', {class: 'task-title'}, ` ${task.title}`) : null,
 		' ',
-		h('span', {class: `badge s-${task.status}`}, task.status),
+		h('span', {class: `badge s-${task.state}`}, task.state),
 	);
 }
 

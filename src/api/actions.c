@@ -238,6 +238,16 @@ static int enqueue_fn(struct store *s, void *ctx)
 	return r == STORE_ENQUEUE_CREATED ? r | COMMIT_WAKE : r;
 }
 
+/* After the COMMIT, before the wake-up: the job's first line is "Accepted". */
+static void enqueue_then(void *ctx, int ret)
+{
+	struct enqueue_op *op = ctx;
+
+	if (ret == STORE_ENQUEUE_CREATED)
+		log_job(&op->job, LOG_INFO, LOG_MID_JOB_ACCEPTED, "Accepted %s job %lld",
+			job_kinds[op->job.kind].name, (long long)op->job.id);
+}
+
 static int respond_job_accepted(struct request *r, const struct job *job)
 {
 	struct json_object *body = job_to_json(job);
@@ -302,7 +312,7 @@ int actions_create(struct request *r)
 	    .idem_ttl_s = r->conf->idempotency_ttl_s,
 	};
 	op = (struct enqueue_op){.rq = &rq};
-	ret = commit_submit(r->store, enqueue_fn, &op, &e);
+	ret = commit_submit_then(r->store, enqueue_fn, enqueue_then, &op, &e);
 	if (ret == -EKEYREJECTED) {
 		errors = problem_errors_new();
 		if (errors != NULL)
@@ -318,11 +328,7 @@ int actions_create(struct request *r)
 	} else if (ret < 0) {
 		respond_errno(r, ret, op.e.msg[0] != '\0' ? &op.e : &e);
 	} else {
-		/* The job is on disk and the leader woke the worker (COMMIT_WAKE). */
-		if (ret == STORE_ENQUEUE_CREATED) {
-			log_job(&op.job, LOG_INFO, LOG_MID_JOB_ACCEPTED, "Accepted %s job %lld",
-				job_kinds[op.job.kind].name, (long long)op.job.id);
-		}
+		/* On disk, logged (enqueue_then) and the worker woken (COMMIT_WAKE). */
 		ret = respond_job_accepted(r, &op.job);
 	}
 	job_release(&op.job);

@@ -32,6 +32,7 @@
 
 struct commit_entry {
 	commit_fn fn;
+	commit_then_fn then;
 	void *ctx;
 	int ret;
 	bool done;     /* set before `wake` is posted: the result is in ret */
@@ -120,21 +121,31 @@ static void batch_run(struct store *s, struct commit_entry *batch)
 		batch_fail(batch, r, &e);
 		return;
 	}
-	/* The rows are on disk; now, and only now, tell the worker. */
-	for (struct commit_entry *m = batch; m != NULL; m = m->next)
-		if (m->ret >= 0 && (m->ret & COMMIT_WAKE)) {
-			if (commit_wake_socket != NULL)
-				(void)wake_send(commit_wake_socket);
-			break;
-		}
-	for (struct commit_entry *m = batch; m != NULL; m = m->next)
-		if (m->ret >= 0)
-			m->ret &= ~COMMIT_WAKE;
+	/* The rows are on disk: the members' after-commit steps, then tell the worker. */
+	bool wake = false;
+
+	for (struct commit_entry *m = batch; m != NULL; m = m->next) {
+		if (m->ret < 0)
+			continue;
+		wake = wake || (m->ret & COMMIT_WAKE);
+		m->ret &= ~COMMIT_WAKE;
+		if (m->then != NULL)
+			m->then(m->ctx, m->ret);
+	}
+	if (wake && commit_wake_socket != NULL)
+		(void)wake_send(commit_wake_socket);
 }
 
 int commit_submit(struct store *own, commit_fn fn, void *ctx, struct err *e)
 {
-	struct commit_entry me = {.fn = fn, .ctx = ctx, .ret = 0, .done = false, .e = e};
+	return commit_submit_then(own, fn, NULL, ctx, e);
+}
+
+int commit_submit_then(struct store *own, commit_fn fn, commit_then_fn then, void *ctx,
+		       struct err *e)
+{
+	struct commit_entry me = {
+	    .fn = fn, .then = then, .ctx = ctx, .ret = 0, .done = false, .e = e};
 	struct commit_entry *batch, *m, *next, *heir;
 	bool lead;
 

@@ -50,4 +50,16 @@ void commit_set_wake_socket(const char *path);
  */
 int commit_submit(struct store *own, commit_fn fn, void *ctx, struct err *e);
 
+/*
+ * The same, with `then(ctx, ret)` called once fn's write is durable and
+ * before the batch's wake-up goes out (ret is fn's value without
+ * COMMIT_WAKE). It runs on the leader's thread, so it must be short and
+ * must not submit: it is for what has to happen between the COMMIT and the
+ * worker hearing of it, such as logging that a job was accepted, which
+ * would otherwise race the worker's first line about the job.
+ */
+typedef void (*commit_then_fn)(void *ctx, int ret);
+int commit_submit_then(struct store *own, commit_fn fn, commit_then_fn then, void *ctx,
+		       struct err *e);
+
 #endif

@@ -138,6 +138,17 @@ static int respond_task_created(struct request *r, const struct task_op *op, int
 	return 0;
 }
 
+/* After the COMMIT, before the wake-up: the attaching job's first line is "Accepted". */
+static void task_then(void *ctx, int ret)
+{
+	struct task_op *op = ctx;
+
+	if (ret == STORE_TASK_PENDING && op->job.id != 0)
+		log_job(&op->job, LOG_INFO, LOG_MID_JOB_ACCEPTED,
+			"Accepted %s job %lld to attach task %lld", job_kinds[op->job.kind].name,
+			(long long)op->job.id, (long long)op->task.id);
+}
+
 int tasks_create(struct request *r)
 {
 	struct task_form form = {.trunk = r->repo.trunk};
@@ -173,7 +184,7 @@ int tasks_create(struct request *r)
 	    .token_id = r->token.id,
 	};
 	op = (struct task_op){.rq = &rq};
-	ret = commit_submit(r->store, task_fn, &op, &e);
+	ret = commit_submit_then(r->store, task_fn, task_then, &op, &e);
 	if (ret == -EEXIST && strcmp(op.e.code, "task_exists") == 0) {
 		respond_problem(r, 409, "task_exists", NULL,
 				"Branch %s already has a live task: /v1/repos/%s/tasks/%lld.",
@@ -185,11 +196,6 @@ int tasks_create(struct request *r)
 	} else if (ret < 0) {
 		respond_errno(r, ret, op.e.msg[0] != '\0' ? &op.e : &e);
 	} else {
-		if (ret == STORE_TASK_PENDING)
-			log_job(&op.job, LOG_INFO, LOG_MID_JOB_ACCEPTED,
-				"Accepted %s job %lld to attach task %lld",
-				job_kinds[op.job.kind].name, (long long)op.job.id,
-				(long long)op.task.id);
 		ret = respond_task_created(r, &op, ret);
 	}
 	task_release(&op.task);
