@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 static int listen_fd;
-static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *serve(void *arg)
 {
@@ -27,9 +26,8 @@ static void *serve(void *arg)
 	for (;;) {
 		int r;
 
-		pthread_mutex_lock(&accept_lock);
+		/* As repoflow-api does: no lock around the accept (libfcgi's is thread-safe). */
 		r = FCGX_Accept_r(&rq);
-		pthread_mutex_unlock(&accept_lock);
 		if (r < 0)
 			break;
 		while (FCGX_GetStr(body, sizeof(body), rq.in) > 0)
