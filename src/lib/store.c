@@ -114,6 +114,49 @@ int store_bind_text(sqlite3_stmt *st, int i, const char *s)
 			 : sqlite3_bind_null(st, i);
 }
 
+int store_collect(struct store *s, sqlite3_stmt *st, size_t size,
+		  int (*from_row)(sqlite3_stmt *st, void *elem), void (*release)(void *elem),
+		  void **ret, size_t *n, struct err *e)
+{
+	char *arr = NULL;
+	size_t count = 0, cap = 0;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			char *p = realloc(arr, ncap * size);
+
+			if (p == NULL) {
+				r = err_set(e, -ENOMEM, "nomem", "out of memory");
+				break;
+			}
+			arr = p;
+			cap = ncap;
+		}
+		memset(arr + count * size, 0, size);
+		r = from_row(st, arr + count * size);
+		if (r < 0) {
+			if (r == -ENOMEM)
+				err_set(e, r, "nomem", "out of memory");
+			break;
+		}
+		count++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, rc, e);
+	sqlite3_reset(st);
+	if (r < 0) {
+		for (size_t i = 0; i < count; i++)
+			release(arr + i * size);
+		free(arr);
+		return r;
+	}
+	*ret = arr;
+	*n = count;
+	return 0;
+}
+
 char *store_col_dup(sqlite3_stmt *st, int i)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
@@ -130,8 +173,8 @@ int store_open(const char *path, int busy_timeout_ms, unsigned flags, struct sto
 
 	if (s == NULL)
 		return err_set(e, -ENOMEM, "nomem", "out of memory");
-	rc = sqlite3_open_v2(path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(
+	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		r = err_set(e, -EIO, "database", "cannot open %s: %s", path,
 			    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -215,9 +258,10 @@ int store_migrate(struct store *s, struct err *e)
 		v = store_schema_version(s);
 		if (v < 0 || (size_t)v > store_migrations_count) {
 			store_rollback(s);
-			return err_set(e, -EPROTO, "schema",
-				       "database schema version %d is newer than this program (%zu)",
-				       v, store_migrations_count);
+			return err_set(
+			    e, -EPROTO, "schema",
+			    "database schema version %d is newer than this program (%zu)", v,
+			    store_migrations_count);
 		}
 		if ((size_t)v == store_migrations_count) {
 			store_rollback(s);
@@ -306,7 +350,7 @@ void store_savepoint_rollback(struct store *s)
 
 int store_count(struct store *s, const char *table, int64_t *ret, struct err *e)
 {
-	static const char *const tables[] = {"jobs",   "events", "repos",	"branches",
+	static const char *const tables[] = {"jobs",   "events", "repos",      "branches",
 					     "tokens", "tasks",	 "idempotency"};
 	char sql[80];
 	sqlite3_stmt *st;

@@ -26,11 +26,11 @@
 
 /* The live task of branch row `t` (a table name or alias), as a column. */
 #define BRANCH_TASK_ID(t)                                                                          \
-	"(SELECT k.id FROM tasks k WHERE k.repo_id = " t ".repo_id AND k.branch = " t ".name"     \
+	"(SELECT k.id FROM tasks k WHERE k.repo_id = " t ".repo_id AND k.branch = " t ".name"      \
 	" AND k.state IN ('pending_branch_attach','ready'))"
 #define BRANCH_COLUMNS                                                                             \
-	"name, tracked, parent, base, head, remote_head, state, needs_restack, synced_at, "        \
-	BRANCH_TASK_ID("branches")
+	"name, tracked, parent, base, head, remote_head, state, needs_restack, "                   \
+	"synced_at, " BRANCH_TASK_ID("branches")
 
 void branch_release(struct branch *b)
 {
@@ -70,6 +70,17 @@ static int branch_from_row(sqlite3_stmt *st, int col, struct branch *b)
 	return 0;
 }
 
+/* branch_from_row and branch_release for store_collect. */
+static int branch_elem_from_row(sqlite3_stmt *st, void *elem)
+{
+	return branch_from_row(st, 0, elem);
+}
+
+static void branch_elem_release(void *elem)
+{
+	branch_release(elem);
+}
+
 struct json_object *branch_to_json(const struct branch *b)
 {
 	struct json_object *o = json_object_new_object();
@@ -88,7 +99,8 @@ struct json_object *branch_to_json(const struct branch *b)
 	r |= json_add(o, "needs_restack", json_object_new_boolean(b->needs_restack));
 	r |= json_add(o, "task_id", b->task_id > 0 ? json_object_new_int64(b->task_id) : NULL);
 	r |= json_add(o, "synced_at",
-		 b->synced_at > 0 ? json_object_new_string(ms_to_rfc3339(b->synced_at, at)) : NULL);
+		      b->synced_at > 0 ? json_object_new_string(ms_to_rfc3339(b->synced_at, at))
+				       : NULL);
 	if (r != 0) {
 		json_object_put(o);
 		return NULL;
@@ -119,8 +131,8 @@ static int branch_event(struct store *s, int64_t repo_id, const char *name, cons
 static int branch_get(struct store *s, int64_t repo_id, const char *name, struct branch *ret,
 		      struct err *e)
 {
-	static const char sql[] = "SELECT " BRANCH_COLUMNS
-				  " FROM branches WHERE repo_id = ?1 AND name = ?2";
+	static const char sql[] =
+	    "SELECT " BRANCH_COLUMNS " FROM branches WHERE repo_id = ?1 AND name = ?2";
 	sqlite3_stmt *st;
 	int rc, r;
 
@@ -145,11 +157,11 @@ static int refresh_one(struct store *s, int64_t repo_id, const struct branch_ref
 		       int64_t synced_at, struct err *e)
 {
 	static const char sql[] =
-		"INSERT INTO branches (repo_id, name, head, remote_head, state, synced_at)"
-		" VALUES (?1, ?2, ?3, ?4, 'active', ?5)"
-		" ON CONFLICT (repo_id, name) DO UPDATE SET head = excluded.head,"
-		" remote_head = excluded.remote_head, synced_at = excluded.synced_at,"
-		" state = CASE WHEN state = 'missing' THEN 'active' ELSE state END";
+	    "INSERT INTO branches (repo_id, name, head, remote_head, state, synced_at)"
+	    " VALUES (?1, ?2, ?3, ?4, 'active', ?5)"
+	    " ON CONFLICT (repo_id, name) DO UPDATE SET head = excluded.head,"
+	    " remote_head = excluded.remote_head, synced_at = excluded.synced_at,"
+	    " state = CASE WHEN state = 'missing' THEN 'active' ELSE state END";
 	struct branch before, after;
 	bool existed, changed;
 	sqlite3_stmt *st;
@@ -176,11 +188,12 @@ static int refresh_one(struct store *s, int64_t repo_id, const struct branch_ref
 	r = branch_get(s, repo_id, ref->name, &after, e);
 	if (r < 0)
 		goto out;
-	changed = !existed || strcmp(before.state, after.state) != 0 ||
-		  (before.head == NULL) != (after.head == NULL) ||
-		  (before.head != NULL && strcmp(before.head, after.head) != 0) ||
-		  (before.remote_head == NULL) != (after.remote_head == NULL) ||
-		  (before.remote_head != NULL && strcmp(before.remote_head, after.remote_head) != 0);
+	changed =
+	    !existed || strcmp(before.state, after.state) != 0 ||
+	    (before.head == NULL) != (after.head == NULL) ||
+	    (before.head != NULL && strcmp(before.head, after.head) != 0) ||
+	    (before.remote_head == NULL) != (after.remote_head == NULL) ||
+	    (before.remote_head != NULL && strcmp(before.remote_head, after.remote_head) != 0);
 	r = changed ? branch_event(s, repo_id, ref->name, &after, e) : 0;
 	branch_release(&after);
 	if (r == 0)
@@ -195,8 +208,8 @@ out:
 static int sweep_unlisted(struct store *s, int64_t repo_id, int64_t synced_at, struct err *e)
 {
 	static const char sql_list[] =
-		"SELECT name, tracked, state FROM branches WHERE repo_id = ?1"
-		" AND (synced_at IS NULL OR synced_at <> ?2)";
+	    "SELECT name, tracked, state FROM branches WHERE repo_id = ?1"
+	    " AND (synced_at IS NULL OR synced_at <> ?2)";
 	static const char sql_missing[] = "UPDATE branches SET state = 'missing'"
 					  " WHERE repo_id = ?1 AND name = ?2";
 	static const char sql_delete[] = "DELETE FROM branches WHERE repo_id = ?1 AND name = ?2";
@@ -292,52 +305,31 @@ int store_branch_list(struct store *s, int64_t repo_id, const char *trunk, struc
 {
 	/* Depth: roots (untracked or parentless) are 0; a child is its parent's depth + 1. */
 	static const char sql[] =
-		"WITH RECURSIVE d(name, depth) AS ("
-		"  SELECT name, 0 FROM branches WHERE repo_id = ?1 AND (tracked = 0 OR parent IS NULL"
-		"    OR parent NOT IN (SELECT name FROM branches WHERE repo_id = ?1 AND tracked = 1))"
-		"  UNION ALL SELECT b.name, d.depth + 1 FROM branches b JOIN d ON b.parent = d.name"
-		"  WHERE b.repo_id = ?1 AND b.tracked = 1 AND d.depth < 1000)"
-		" SELECT b.name, b.tracked, b.parent, b.base, b.head, b.remote_head, b.state,"
-		" b.needs_restack, b.synced_at, " BRANCH_TASK_ID("b") " FROM branches b"
-		" JOIN (SELECT name, max(depth) AS depth FROM d GROUP BY name) d ON d.name = b.name"
-		" WHERE b.repo_id = ?1 ORDER BY b.name = ?2 DESC, d.depth, b.name";
-	struct branch *list = NULL;
-	size_t count = 0, cap = 0;
+	    "WITH RECURSIVE d(name, depth) AS ("
+	    "  SELECT name, 0 FROM branches WHERE repo_id = ?1 AND (tracked = 0 OR parent IS NULL"
+	    "    OR parent NOT IN (SELECT name FROM branches WHERE repo_id = ?1 AND tracked = 1))"
+	    "  UNION ALL SELECT b.name, d.depth + 1 FROM branches b JOIN d ON b.parent = d.name"
+	    "  WHERE b.repo_id = ?1 AND b.tracked = 1 AND d.depth < 1000)"
+	    " SELECT b.name, b.tracked, b.parent, b.base, b.head, b.remote_head, b.state,"
+	    " b.needs_restack, b.synced_at, " BRANCH_TASK_ID(
+		"b") " FROM branches b"
+		     " JOIN (SELECT name, max(depth) AS depth FROM d GROUP BY name) d ON d.name = "
+		     "b.name"
+		     " WHERE b.repo_id = ?1 ORDER BY b.name = ?2 DESC, d.depth, b.name";
+	void *list = NULL;
 	sqlite3_stmt *st;
-	int rc, r;
+	int r;
 
 	r = store_prepare(s, sql, false, &st, e);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, repo_id);
 	sqlite3_bind_text(st, 2, trunk, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 32;
-			struct branch *p = realloc(list, ncap * sizeof(*p));
-
-			if (p == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			list = p;
-			cap = ncap;
-		}
-		r = branch_from_row(st, 0, &list[count]);
-		if (r < 0)
-			break;
-		count++;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, rc, e);
-	sqlite3_reset(st);
-	if (r < 0) {
-		branch_array_free(list, count);
-		return r == -ENOMEM ? err_set(e, r, "nomem", "out of memory") : r;
-	}
-	*ret = list;
-	*n = count;
-	return 0;
+	r = store_collect(s, st, sizeof(struct branch), branch_elem_from_row, branch_elem_release,
+			  &list, n, e);
+	if (r == 0)
+		*ret = list;
+	return r;
 }
 
 /* --- stack metadata ------------------------------------------------------ */
@@ -359,42 +351,19 @@ int store_branch_list_tracked(struct store *s, int64_t repo_id, struct branch **
 {
 	static const char sql[] = "SELECT " BRANCH_COLUMNS " FROM branches"
 				  " WHERE repo_id = ?1 AND tracked = 1 ORDER BY name";
-	struct branch *list = NULL;
-	size_t count = 0, cap = 0;
+	void *list = NULL;
 	sqlite3_stmt *st;
-	int rc, r;
+	int r;
 
 	r = store_prepare(s, sql, false, &st, e);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, repo_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct branch *p = realloc(list, ncap * sizeof(*p));
-
-			if (p == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			list = p;
-			cap = ncap;
-		}
-		r = branch_from_row(st, 0, &list[count]);
-		if (r < 0)
-			break;
-		count++;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, rc, e);
-	sqlite3_reset(st);
-	if (r < 0) {
-		branch_array_free(list, count);
-		return r == -ENOMEM ? err_set(e, r, "nomem", "out of memory") : r;
-	}
-	*ret = list;
-	*n = count;
-	return 0;
+	r = store_collect(s, st, sizeof(struct branch), branch_elem_from_row, branch_elem_release,
+			  &list, n, e);
+	if (r == 0)
+		*ret = list;
+	return r;
 }
 
 static bool str_differs(const char *a, const char *b)

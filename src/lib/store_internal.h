@@ -12,7 +12,8 @@
 
 struct store_stmt_slot {
 	uint64_t hash;
-	const char *sql; /* borrowed: every cached SQL text is a string literal or kept alive below */
+	const char
+	    *sql; /* borrowed: every cached SQL text is a string literal or kept alive below */
 	char *owned_sql; /* for dynamically built SQL */
 	sqlite3_stmt *stmt;
 };
@@ -34,6 +35,17 @@ int store_prepare(struct store *s, const char *sql, bool copy, sqlite3_stmt **re
 int store_fail(struct store *s, int rc, struct err *e);
 /* Run one statement with no result rows (for DDL and simple writes). */
 int store_exec(struct store *s, const char *sql, struct err *e);
+
+/*
+ * Step st to its end, turning each row into one element of `size` bytes
+ * with from_row (which fills a zeroed element: 0 or a negative errno). *ret
+ * is a new array of *n elements (NULL and 0 when there is no row). On
+ * failure the elements made so far are released with `release` and freed.
+ * Resets st. The one loop behind every list the store returns.
+ */
+int store_collect(struct store *s, sqlite3_stmt *st, size_t size,
+		  int (*from_row)(sqlite3_stmt *st, void *elem), void (*release)(void *elem),
+		  void **ret, size_t *n, struct err *e);
 
 /* Bind a string, or NULL when s is NULL. */
 int store_bind_text(sqlite3_stmt *st, int i, const char *s);

@@ -95,44 +95,31 @@ int store_repo_get_by_id(struct store *s, int64_t id, struct repo *ret, struct e
 	return repo_step_one(s, st, ret, e);
 }
 
+static int repo_elem_from_row(sqlite3_stmt *st, void *elem)
+{
+	return repo_from_row(st, elem);
+}
+
+static void repo_elem_release(void *elem)
+{
+	repo_release(elem);
+}
+
 int store_repo_list(struct store *s, struct repo **ret, size_t *n, struct err *e)
 {
 	static const char sql[] = "SELECT " REPO_COLUMNS " FROM repos ORDER BY name";
-	struct repo *repos = NULL;
-	size_t count = 0, cap = 0;
+	void *repos = NULL;
 	sqlite3_stmt *st;
-	int rc, r;
+	int r;
 
 	r = store_prepare(s, sql, false, &st, e);
 	if (r < 0)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct repo *p = realloc(repos, ncap * sizeof(*p));
-
-			if (p == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			repos = p;
-			cap = ncap;
-		}
-		r = repo_from_row(st, &repos[count]);
-		if (r < 0)
-			break;
-		count++;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, rc, e);
-	sqlite3_reset(st);
-	if (r < 0) {
-		repo_array_free(repos, count);
-		return r == -ENOMEM ? err_set(e, r, "nomem", "out of memory") : r;
-	}
-	*ret = repos;
-	*n = count;
-	return 0;
+	r = store_collect(s, st, sizeof(struct repo), repo_elem_from_row, repo_elem_release, &repos,
+			  n, e);
+	if (r == 0)
+		*ret = repos;
+	return r;
 }
 
 int store_repo_event(struct store *s, int64_t repo_id, struct err *e)
@@ -156,8 +143,8 @@ int store_repo_event(struct store *s, int64_t repo_id, struct err *e)
 	return r;
 }
 
-int store_repo_create(struct store *s, const char *name, const char *remote_url,
-		      const char *trunk, struct repo *ret, struct err *e)
+int store_repo_create(struct store *s, const char *name, const char *remote_url, const char *trunk,
+		      struct repo *ret, struct err *e)
 {
 	static const char sql[] = "INSERT INTO repos (name, remote_url, trunk, created_at,"
 				  " updated_at) VALUES (?1, ?2, ?3, ?4, ?4)";
@@ -187,8 +174,8 @@ int store_repo_create(struct store *s, const char *name, const char *remote_url,
 int store_repo_delete(struct store *s, const char *name, struct err *e)
 {
 	static const char sql_busy[] =
-		"SELECT count(*) FROM jobs j JOIN repos r ON r.id = j.repo_id WHERE r.name = ?1"
-		" AND j.status IN ('queued','running') AND j.status = 'running'";
+	    "SELECT count(*) FROM jobs j JOIN repos r ON r.id = j.repo_id WHERE r.name = ?1"
+	    " AND j.status IN ('queued','running') AND j.status = 'running'";
 	static const char sql_del[] = "DELETE FROM repos WHERE name = ?1";
 	sqlite3_stmt *st;
 	int64_t running = 0;
@@ -224,9 +211,9 @@ int store_repo_set_sync(struct store *s, int64_t repo_id, const char *status,
 			const char *last_error, int64_t synced_at, struct err *e)
 {
 	static const char sql[] =
-		"UPDATE repos SET sync_status = ?2, last_error = ?3,"
-		" last_synced_at = CASE WHEN ?4 > 0 THEN ?4 ELSE last_synced_at END,"
-		" updated_at = ?5 WHERE id = ?1";
+	    "UPDATE repos SET sync_status = ?2, last_error = ?3,"
+	    " last_synced_at = CASE WHEN ?4 > 0 THEN ?4 ELSE last_synced_at END,"
+	    " updated_at = ?5 WHERE id = ?1";
 	sqlite3_stmt *st;
 	int rc, r;
 
@@ -251,10 +238,10 @@ int store_repo_overview(struct store *s, const struct repo *repo, struct json_ob
 			struct err *e)
 {
 	static const char sql_counts[] =
-		"SELECT count(*), coalesce(sum(needs_restack), 0),"
-		" (SELECT count(*) FROM jobs WHERE repo_id = ?1 AND kind = 'sync_repo'"
-		"    AND status IN ('queued','running') AND status = 'queued')"
-		" FROM branches WHERE repo_id = ?1";
+	    "SELECT count(*), coalesce(sum(needs_restack), 0),"
+	    " (SELECT count(*) FROM jobs WHERE repo_id = ?1 AND kind = 'sync_repo'"
+	    "    AND status IN ('queued','running') AND status = 'queued')"
+	    " FROM branches WHERE repo_id = ?1";
 	/*
 	 * The live jobs, oldest first, at most 100 of them: a
 	 * backlog of thousands belongs in GET …/jobs?status=, not in every
@@ -296,7 +283,8 @@ int store_repo_overview(struct store *s, const struct repo *repo, struct json_ob
 	}
 	sqlite3_bind_int64(st, 1, repo->id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (json_object_array_add(active, json_object_new_int64(sqlite3_column_int64(st, 0))) < 0)
+		if (json_object_array_add(active,
+					  json_object_new_int64(sqlite3_column_int64(st, 0))) < 0)
 			r = -ENOMEM;
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE || r < 0) {
@@ -315,7 +303,7 @@ int store_repo_overview(struct store *s, const struct repo *repo, struct json_ob
 	r |= json_add(sync, "status", json_object_new_string(status));
 	r |= json_add(sync, "last_synced_at", json_time_or_null(repo->last_synced_at));
 	r |= json_add(sync, "last_error",
-		 repo->last_error != NULL ? json_object_new_string(repo->last_error) : NULL);
+		      repo->last_error != NULL ? json_object_new_string(repo->last_error) : NULL);
 	r |= json_add(o, "name", json_object_new_string(repo->name));
 	r |= json_add(o, "remote_url", json_object_new_string(repo->remote_url));
 	r |= json_add(o, "trunk", json_object_new_string(repo->trunk));

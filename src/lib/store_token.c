@@ -11,7 +11,7 @@
 #include "auth.h"
 
 #define TOKEN_COLUMNS                                                                              \
-	"t.id, t.name, t.admin, t.repo_id, r.name, t.created_at, t.revoked_at"                    \
+	"t.id, t.name, t.admin, t.repo_id, r.name, t.created_at, t.revoked_at"                     \
 	" FROM tokens t LEFT JOIN repos r ON r.id = t.repo_id"
 
 void token_release(struct token *t)
@@ -49,8 +49,8 @@ int store_token_create(struct store *s, const char *name, bool admin, const char
 		       char **ret_secret, struct err *e)
 {
 	static const char sql[] =
-		"INSERT INTO tokens (name, hash, admin, repo_id, created_at)"
-		" VALUES (?1, ?2, ?3, (SELECT id FROM repos WHERE name = ?4), ?5)";
+	    "INSERT INTO tokens (name, hash, admin, repo_id, created_at)"
+	    " VALUES (?1, ?2, ?3, (SELECT id FROM repos WHERE name = ?4), ?5)";
 	char secret[AUTH_SECRET_LEN], hash[AUTH_HASH_HEX_LEN];
 	struct repo rp;
 	sqlite3_stmt *st;
@@ -79,8 +79,9 @@ int store_token_create(struct store *s, const char *name, bool admin, const char
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		r = store_fail(s, rc, e);
-		return r == -EEXIST ? err_set(e, r, "conflict", "a live token named '%s' exists", name)
-				    : r;
+		return r == -EEXIST
+			   ? err_set(e, r, "conflict", "a live token named '%s' exists", name)
+			   : r;
 	}
 	*ret_secret = strdup(secret);
 	if (*ret_secret == NULL)
@@ -90,8 +91,8 @@ int store_token_create(struct store *s, const char *name, bool admin, const char
 
 int store_token_lookup(struct store *s, const char *secret, struct token *ret, struct err *e)
 {
-	static const char sql[] = "SELECT " TOKEN_COLUMNS
-				  " WHERE t.hash = ?1 AND t.revoked_at IS NULL";
+	static const char sql[] =
+	    "SELECT " TOKEN_COLUMNS " WHERE t.hash = ?1 AND t.revoked_at IS NULL";
 	char hash[AUTH_HASH_HEX_LEN];
 	sqlite3_stmt *st;
 	int rc, r;
@@ -114,44 +115,31 @@ int store_token_lookup(struct store *s, const char *secret, struct token *ret, s
 	return r;
 }
 
+static int token_elem_from_row(sqlite3_stmt *st, void *elem)
+{
+	return token_from_row(st, elem);
+}
+
+static void token_elem_release(void *elem)
+{
+	token_release(elem);
+}
+
 int store_token_list(struct store *s, struct token **ret, size_t *n, struct err *e)
 {
 	static const char sql[] = "SELECT " TOKEN_COLUMNS " ORDER BY t.id";
-	struct token *tokens = NULL;
-	size_t count = 0, cap = 0;
+	void *tokens = NULL;
 	sqlite3_stmt *st;
-	int rc, r;
+	int r;
 
 	r = store_prepare(s, sql, false, &st, e);
 	if (r < 0)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct token *p = realloc(tokens, ncap * sizeof(*p));
-
-			if (p == NULL) {
-				r = -ENOMEM;
-				break;
-			}
-			tokens = p;
-			cap = ncap;
-		}
-		r = token_from_row(st, &tokens[count]);
-		if (r < 0)
-			break;
-		count++;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, rc, e);
-	sqlite3_reset(st);
-	if (r < 0) {
-		token_array_free(tokens, count);
-		return r == -ENOMEM ? err_set(e, r, "nomem", "out of memory") : r;
-	}
-	*ret = tokens;
-	*n = count;
-	return 0;
+	r = store_collect(s, st, sizeof(struct token), token_elem_from_row, token_elem_release,
+			  &tokens, n, e);
+	if (r == 0)
+		*ret = tokens;
+	return r;
 }
 
 int store_token_revoke(struct store *s, const char *name, struct err *e)
