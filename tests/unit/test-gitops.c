@@ -11,50 +11,8 @@
 #include <unistd.h>
 
 #include "gitops.h"
+#include "shell.h"
 #include "tap.h"
-
-static char dir[64];
-
-/* Run a shell command built from fmt in the test directory; returns its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ( ", dir);
-	n += vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
-	va_end(ap);
-	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " ) >/dev/null 2>&1");
-	return system(cmd);
-}
-
-/* The first line a command prints, without its newline, into out; "" on failure. */
-static const char *capture(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static const char *capture(char *out, size_t size, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	FILE *p;
-	int n;
-
-	out[0] = '\0';
-	va_start(ap, fmt);
-	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ", dir);
-	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
-	va_end(ap);
-	p = popen(cmd, "r");
-	if (p == NULL)
-		return out;
-	if (fgets(out, (int)size, p) == NULL)
-		out[0] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-	pclose(p);
-	return out;
-}
 
 static const struct gitops_head *find(const struct gitops_head *h, size_t n, const char *name)
 {

@@ -13,60 +13,8 @@
 #include "gitops.h"
 #include "restack.h"
 #include "store.h"
+#include "shell.h"
 #include "tap.h"
-
-static char dir[64];
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ( ", dir);
-	n += vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
-	va_end(ap);
-	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " ) >/dev/null 2>&1");
-	return system(cmd);
-}
-
-static const char *capture(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static const char *capture(char *out, size_t size, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	FILE *p;
-	int n;
-
-	out[0] = '\0';
-	va_start(ap, fmt);
-	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ", dir);
-	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
-	va_end(ap);
-	p = popen(cmd, "r");
-	if (p == NULL)
-		return out;
-	if (fgets(out, (int)size, p) == NULL)
-		out[0] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-	pclose(p);
-	return out;
-}
-
-static git_oid rev(const char *gitdir, const char *what)
-{
-	char hex[64];
-	git_oid id;
-
-	memset(&id, 0, sizeof(id));
-	capture(hex, sizeof(hex), "git --git-dir=%s rev-parse --verify -q '%s'", gitdir, what);
-	if (hex[0] != '\0')
-		git_oid_fromstr(&id, hex);
-	return id;
-}
 
 /* --- the store -------------------------------------------------------------- */
 
