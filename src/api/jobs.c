@@ -96,42 +96,10 @@ static struct json_object *jobs_next_url(const struct request *r, const struct j
 	return url;
 }
 
-/*
- * The page into r->out: the jobs shown (all of them but the one fetched to
- * see whether there is a next page), then the link to that next page.
- */
-static int jobs_page_write(struct request *r, const struct job_filter *f, int64_t limit,
-			   const struct job *jobs, size_t n)
+/* Element i of a job array as JSON, for page_write(). */
+static struct json_object *job_item(const void *arr, size_t i)
 {
-	size_t shown = n > (size_t)limit ? (size_t)limit : n;
-	struct buf *b = &r->out;
-	int ret;
-
-	buf_reset(b);
-	ret = buf_puts(b, "{\"jobs\":[");
-	for (size_t i = 0; i < shown && ret == 0; i++) {
-		struct json_object *o = job_to_json(&jobs[i]);
-
-		if (o == NULL)
-			return -ENOMEM;
-		ret = i > 0 ? buf_puts(b, ",") : 0;
-		if (ret == 0)
-			ret = json_append(b, o);
-		json_object_put(o);
-	}
-	if (ret == 0)
-		ret = buf_puts(b, "],\"next\":");
-	if (ret == 0 && n > (size_t)limit) {
-		struct json_object *next = jobs_next_url(r, f, limit, jobs[limit - 1].id);
-
-		ret = next != NULL ? json_append(b, next) : -ENOMEM;
-		json_object_put(next);
-	} else if (ret == 0) {
-		ret = buf_puts(b, "null");
-	}
-	if (ret == 0)
-		ret = buf_puts(b, "}");
-	return ret;
+	return job_to_json(&((const struct job *)arr)[i]);
 }
 
 int jobs_list(struct request *r)
@@ -169,7 +137,15 @@ int jobs_list(struct request *r)
 	ret = store_job_list(r->store, &f, &jobs, &n, &e);
 	if (ret < 0)
 		return respond_errno(r, ret, &e);
-	ret = jobs_page_write(r, &f, limit, jobs, n);
+	{
+		struct json_object *next =
+		    n > (size_t)limit ? jobs_next_url(r, &f, limit, jobs[limit - 1].id) : NULL;
+
+		ret = n > (size_t)limit && next == NULL
+			  ? -ENOMEM
+			  : page_write(r, "jobs", jobs, n, limit, job_item, next);
+		json_object_put(next);
+	}
 	job_array_free(jobs, n);
 	if (ret < 0)
 		return ret;

@@ -744,6 +744,34 @@ int json_append(struct buf *b, struct json_object *o)
 	return buf_append(b, text, len);
 }
 
+int page_write(struct request *r, const char *key, const void *arr, size_t n, int64_t limit,
+	       page_item_fn item, struct json_object *next)
+{
+	size_t shown = n > (size_t)limit ? (size_t)limit : n;
+	struct buf *b = &r->out;
+	int ret;
+
+	buf_reset(b);
+	ret = buf_printf(b, "{\"%s\":[", key);
+	for (size_t i = 0; i < shown && ret == 0; i++) {
+		struct json_object *o = item(arr, i);
+
+		if (o == NULL)
+			return -ENOMEM;
+		ret = i > 0 ? buf_puts(b, ",") : 0;
+		if (ret == 0)
+			ret = json_append(b, o);
+		json_object_put(o);
+	}
+	if (ret == 0)
+		ret = buf_puts(b, "],\"next\":");
+	if (ret == 0)
+		ret = next != NULL ? json_append(b, next) : buf_puts(b, "null");
+	if (ret == 0)
+		ret = buf_puts(b, "}");
+	return ret;
+}
+
 int respond_json_out(struct request *r, int status)
 {
 	if (buf_puts(&r->out, "\n") < 0)

@@ -149,6 +149,17 @@ int respond_json(struct request *r, int status, struct json_object *body);
 int respond_json_out(struct request *r, int status);
 /* Append the JSON text of o (borrowed) to b. 0 or -ENOMEM. */
 int json_append(struct buf *b, struct json_object *o);
+/*
+ * One page of a list into r->out, one element at a time:
+ * {"<key>":[item(arr, 0), …],"next":<next>}. `n` elements were fetched,
+ * one more than `limit` when there is a next page (that one is not
+ * shown); item(arr, i) makes element i's JSON (a new object); next is
+ * the next page's URL (borrowed), or NULL for JSON null. 0 or -ENOMEM.
+ * The caller answers with respond_json_out().
+ */
+typedef struct json_object *(*page_item_fn)(const void *arr, size_t i);
+int page_write(struct request *r, const char *key, const void *arr, size_t n, int64_t limit,
+	       page_item_fn item, struct json_object *next);
 /* A status without a body (204, 304). */
 int respond_empty(struct request *r, int status);
 /*

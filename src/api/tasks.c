@@ -283,38 +283,10 @@ static struct json_object *tasks_next_url(const struct request *r, const struct 
 	return url;
 }
 
-static int tasks_page_write(struct request *r, const struct task_filter *f, int64_t limit,
-			    const struct task *tasks, size_t n)
+/* Element i of a task array as JSON, for page_write(). */
+static struct json_object *task_item(const void *arr, size_t i)
 {
-	size_t shown = n > (size_t)limit ? (size_t)limit : n;
-	struct buf *b = &r->out;
-	int ret;
-
-	buf_reset(b);
-	ret = buf_puts(b, "{\"tasks\":[");
-	for (size_t i = 0; i < shown && ret == 0; i++) {
-		struct json_object *o = task_to_json(&tasks[i]);
-
-		if (o == NULL)
-			return -ENOMEM;
-		ret = i > 0 ? buf_puts(b, ",") : 0;
-		if (ret == 0)
-			ret = json_append(b, o);
-		json_object_put(o);
-	}
-	if (ret == 0)
-		ret = buf_puts(b, "],\"next\":");
-	if (ret == 0 && n > (size_t)limit) {
-		struct json_object *next = tasks_next_url(r, f, limit, tasks[limit - 1].id);
-
-		ret = next != NULL ? json_append(b, next) : -ENOMEM;
-		json_object_put(next);
-	} else if (ret == 0) {
-		ret = buf_puts(b, "null");
-	}
-	if (ret == 0)
-		ret = buf_puts(b, "}");
-	return ret;
+	return task_to_json(&((const struct task *)arr)[i]);
 }
 
 int tasks_list(struct request *r)
@@ -354,7 +326,15 @@ int tasks_list(struct request *r)
 	ret = store_task_list(r->store, &f, &tasks, &n, &e);
 	if (ret < 0)
 		return respond_errno(r, ret, &e);
-	ret = tasks_page_write(r, &f, limit, tasks, n);
+	{
+		struct json_object *next =
+		    n > (size_t)limit ? tasks_next_url(r, &f, limit, tasks[limit - 1].id) : NULL;
+
+		ret = n > (size_t)limit && next == NULL
+			  ? -ENOMEM
+			  : page_write(r, "tasks", tasks, n, limit, task_item, next);
+		json_object_put(next);
+	}
 	task_array_free(tasks, n);
 	if (ret < 0)
 		return ret;
