@@ -30,6 +30,7 @@ export top_srcdir top_builddir
 RF_SRCDIR=$top_srcdir
 RF_BUILDDIR=$top_builddir
 . "$top_srcdir/tools/lib/stack.sh"
+. "$top_srcdir/tests/lib-assert.sh"
 
 TEST_NAME=${0##*/}
 TEST_NAME=${TEST_NAME%.sh}
@@ -209,30 +210,6 @@ test_done()
 
 # --- assertions (quiet on success, explain on failure) ----------------------
 
-# test_cmp EXPECTED ACTUAL: files equal.
-test_cmp() { diff -u "$@" >&2; }
-
-# test_eq EXPECTED ACTUAL [WHAT]: two strings equal.
-test_eq()
-{
-	[ "$1" = "$2" ] && return 0
-	echo "${3:-value}: expected '$1', got '$2'" >&2
-	return 1
-}
-
-# test_ge / test_gt / test_le A B [WHAT]: integer comparisons.
-test_ge() { [ "$1" -ge "$2" ] && return 0; echo "${3:-value}: $1 is not >= $2" >&2; return 1; }
-test_gt() { [ "$1" -gt "$2" ] && return 0; echo "${3:-value}: $1 is not > $2" >&2; return 1; }
-test_le() { [ "$1" -le "$2" ] && return 0; echo "${3:-value}: $1 is not <= $2" >&2; return 1; }
-
-# test_match REGEX STRING [WHAT]: an extended regex matches.
-test_match()
-{
-	printf '%s' "$2" | grep -E -q -- "$1" && return 0
-	echo "${3:-value}: '$2' does not match /$1/" >&2
-	return 1
-}
-
 # --- HTTP -------------------------------------------------------------------
 
 # api METHOD PATH [curl args...]
@@ -274,51 +251,6 @@ api_json()
 }
 
 # header NAME: the value of a response header (last one, no CR).
-header()
-{
-	awk -v n="$(printf '%s' "$1" | tr 'A-Z' 'a-z')" '
-		{ sub(/\r$/, "") }
-		/^HTTP\// { v = ""; found = 0; next }
-		{ i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); found = 1 } }
-		END { if (found) print v; exit !found }' "$RESP_HEADERS"
-}
-
-# json FILTER: jq -r FILTER on the last response body.
-json() { jq -r "$@" <"$RESP_BODY"; }
-
-# expect_status CODE: the last response had status CODE (prints it if not).
-expect_status()
-{
-	[ "$RESP_STATUS" = "$1" ] && return 0
-	{
-		echo "expected HTTP $1, got '${RESP_STATUS}'"
-		cat "$RESP_HEADERS"
-		head -c 2000 "$RESP_BODY"
-		echo
-	} >&2
-	return 1
-}
-
-# expect_json FILTER EXPECTED: jq -r FILTER of the body prints EXPECTED.
-expect_json()
-{
-	local got
-	got=$(jq -r "$1" <"$RESP_BODY" 2>&1) || {
-		echo "body is not JSON (jq: $got):" >&2
-		head -c 2000 "$RESP_BODY" >&2
-		return 1
-	}
-	test_eq "$2" "$got" "$1"
-}
-
-# expect_header NAME REGEX: the response header NAME matches REGEX.
-expect_header()
-{
-	local v
-	v=$(header "$1") || { echo "no $1 header in:" >&2; cat "$RESP_HEADERS" >&2; return 1; }
-	test_match "$2" "$v" "header $1"
-}
-
 # expect_problem STATUS [SLUG-REGEX]: an RFC 9457 problem with that status.
 expect_problem()
 {
